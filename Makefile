@@ -1,0 +1,74 @@
+# synthgate — two commands: `make run` (set up, migrate, first admin, serve) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+export SYNTHGATE_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: run test test-sqlite test-postgres lint env system-deps bench bench-env lock clean schema
+
+run: env
+	$(BIN)/synthgate init
+	$(BIN)/synthgate serve
+
+test: env system-deps test-sqlite test-postgres
+
+test-sqlite: env
+	@echo "== test suite on SQLite =="
+	env -u SYNTHGATE_DATABASE_URL -u SYNTHGATE_DATA_DIR $(BIN)/pytest -p no:cacheprovider
+
+test-postgres: env
+	@echo "== test suite on PostgreSQL ($(PG_TEST_URL)) =="
+	env -u SYNTHGATE_DATA_DIR SYNTHGATE_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:cacheprovider
+
+lint: env
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+env: $(VENV)/.installed
+
+# The environment is built from the lock file (hashes checked); re-synced when it changes.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+# Chromium for the console's browser tests, from Debian's packages (no browser downloads).
+system-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "browser tests need /usr/bin/chromium: run 'sudo apt-get install chromium'" >&2; exit 1; \
+	  fi; \
+	fi
+
+lock:
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+bench-env:
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install -q --require-hashes -r bench/requirements-litellm.txt
+
+bench: env bench-env
+	$(BIN)/python bench/gateway_overhead.py --database sqlite
+	$(BIN)/python bench/gateway_overhead.py --database postgres
+
+clean:
+	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache
+
+# Until the first release the schema is one migration, regenerated from the models; after the
+# first release every change gets its own revision (alembic revision --autogenerate).
+schema: env
+	rm -f src/synthgate/migrations/versions/0001_initial_schema.py
+	rm -rf /tmp/synthgate-schema && mkdir -p /tmp/synthgate-schema
+	SYNTHGATE_DATA_DIR=/tmp/synthgate-schema SYNTHGATE_DATABASE_URL= $(BIN)/python -c "from alembic import command; \
+	from synthgate.config import Settings; from synthgate.db import alembic_config; \
+	command.revision(alembic_config(Settings()), message='initial schema', autogenerate=True, rev_id='0001')"
+	$(BIN)/ruff format -q src/synthgate/migrations
+	$(BIN)/ruff check -q --fix src/synthgate/migrations || true

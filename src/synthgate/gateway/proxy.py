@@ -1,0 +1,292 @@
+"""OpenAI-compatible proxy: ``POST /v1/chat/completions``, streaming and not.
+
+Every stage runs inline: the check phase before the request is forwarded, output screening and
+labels on the answer (as it streams), and the record before the stream is closed. The end user
+is named by the request's ``user`` field or the ``X-Synthgate-User`` header; the upstream sees
+only the account's pseudonymous id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.concurrency import run_in_threadpool
+
+from synthgate.errors import InvalidInput, Refused, SynthgateError
+from synthgate.gateway.pipeline import GenerationContext, service_detector, text_label_for
+from synthgate.gateway.sdk import Gateway, messages_to_text
+from synthgate.gateway.streaming import StreamGuard
+from synthgate.web.deps import Caller, authenticate_key, bearer, get_gateway
+
+log = structlog.get_logger("synthgate.proxy")
+router = APIRouter(tags=["proxy"])
+
+
+class UpstreamError(SynthgateError):
+    status_code = 502
+    code = "upstream.error"
+
+
+def _openai_error(exc: SynthgateError) -> JSONResponse:
+    """Errors in the OpenAI shape, so existing clients show them, with our reason fields kept."""
+    payload = exc.as_dict()
+    body = {
+        "error": {
+            "message": exc.message,
+            "type": "synthgate_refusal" if isinstance(exc, Refused) else "invalid_request_error",
+            "code": getattr(exc, "reason", exc.code),
+            "param": payload.get("field"),
+            **payload,
+        }
+    }
+    headers = {}
+    if "retry_after" in payload:
+        headers["Retry-After"] = str(payload["retry_after"])
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _upstream_request(
+    caller: Caller, gateway: Gateway, body: dict[str, Any], ctx: GenerationContext
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    service = caller.service
+    if not service.upstream_url:
+        raise UpstreamError("this service has no upstream model configured", code="upstream.unconfigured")
+    headers = {"Content-Type": "application/json"}
+    if service.upstream_key_enc:
+        headers["Authorization"] = "Bearer " + gateway.keys.decrypt(service.upstream_key_enc, "upstream-key")
+    forwarded = dict(body)
+    if ctx.account is not None:
+        forwarded["user"] = ctx.account.id
+    if service.upstream_model and not forwarded.get("model"):
+        forwarded["model"] = service.upstream_model
+    return service.upstream_url + "/chat/completions", headers, forwarded
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object", field="body")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidInput("'messages' must be a non-empty list", field="messages")
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
+        raise InvalidInput("each message must be an object with a 'role'", field="messages")
+    if body.get("n", 1) not in (1, None):
+        raise InvalidInput("only n=1 is supported: each answer is labeled and recorded", field="n")
+    return body
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    try:
+        caller = await run_in_threadpool(
+            authenticate_key, gateway, credentials.credentials if credentials else None, "generate"
+        )
+        body = _parse_body(await request.body())
+        user = body.get("user") or request.headers.get("x-synthgate-user")
+        if not isinstance(user, str) or not user:
+            raise InvalidInput("name the end user in 'user' or the X-Synthgate-User header", field="user")
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        ctx = await run_in_threadpool(
+            gateway.service.proxy_check, caller.service, user, messages_to_text(body["messages"]), model=model
+        )
+        url, headers, forwarded = _upstream_request(caller, gateway, body, ctx)
+        client: httpx.AsyncClient = request.app.state.upstream
+        if body.get("stream"):
+            return await _stream(gateway, client, ctx, url, headers, forwarded)
+        return await _complete(gateway, client, ctx, url, headers, forwarded)
+    except SynthgateError as exc:
+        return _openai_error(exc)
+
+
+def _tag_headers(ctx: GenerationContext) -> dict[str, str]:
+    headers = {"X-Synthgate-Produce-Id": ctx.produce_id}
+    if ctx.service.filing_number:
+        headers["X-Synthgate-Filing-Number"] = ctx.service.filing_number
+    return headers
+
+
+def _synthgate_block(ctx: GenerationContext, labels: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "produce_id": ctx.produce_id,
+        "labels": labels,
+        "filing": {"number": ctx.service.filing_number, "link": ctx.service.filing_link},
+    }
+
+
+async def _complete(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    ctx: GenerationContext,
+    url: str,
+    headers: dict[str, str],
+    forwarded: dict[str, Any],
+) -> Response:
+    try:
+        upstream = await client.post(url, headers=headers, json=forwarded)
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"the upstream model could not be reached: {type(exc).__name__}") from exc
+    if upstream.status_code >= 400:
+        return _upstream_failure(upstream.status_code, upstream.content)
+    try:
+        answer = upstream.json()
+        message = answer["choices"][0]["message"]
+        content = message.get("content") or ""
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise UpstreamError("the upstream answer is not a chat completion") from exc
+    if not isinstance(content, str):
+        raise UpstreamError("the upstream answer's content is not text")
+    done = await run_in_threadpool(gateway.service.proxy_complete, ctx, content)
+    message["content"] = done.output
+    answer["synthgate"] = _synthgate_block(ctx, done.labels)
+    return JSONResponse(answer, headers=_tag_headers(ctx))
+
+
+def _upstream_failure(status: int, content: bytes) -> Response:
+    # Client errors from the model (bad parameters) are the caller's to fix: pass them through.
+    # Server errors become 502 so nobody mistakes them for ours.
+    if 400 <= status < 500:
+        return Response(content, status_code=status, media_type="application/json")
+    return _openai_error(UpstreamError(f"the upstream model failed with HTTP {status}"))
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def _stream(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    ctx: GenerationContext,
+    url: str,
+    headers: dict[str, str],
+    forwarded: dict[str, Any],
+) -> Response:
+    request = client.build_request("POST", url, headers=headers, json=forwarded)
+    try:
+        upstream = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"the upstream model could not be reached: {type(exc).__name__}") from exc
+    if upstream.status_code >= 400:
+        content = await upstream.aread()
+        await upstream.aclose()
+        return _upstream_failure(upstream.status_code, content)
+    guard = StreamGuard(service_detector(ctx), text_label_for(ctx))
+    return StreamingResponse(
+        _relay(gateway, upstream, ctx, guard),
+        media_type="text/event-stream",
+        headers={**_tag_headers(ctx), "Cache-Control": "no-cache"},
+    )
+
+
+async def _relay(
+    gateway: Gateway, upstream: httpx.Response, ctx: GenerationContext, guard: StreamGuard
+) -> AsyncIterator[bytes]:
+    template: dict[str, Any] = {
+        "id": f"chatcmpl-{ctx.produce_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": ctx.model or "",
+    }
+
+    def chunk(content: str | None = None, finish: str | None = None, **extra: Any) -> bytes:
+        delta: dict[str, Any] = {} if content is None else {"content": content}
+        return _sse({**template, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra})
+
+    finish_reason = "stop"
+    opened = False
+    try:
+        async for line in upstream.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                event = json.loads(data)
+                choice = event["choices"][0] if event.get("choices") else {}
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue
+            template.update({k: event[k] for k in ("created", "model", "system_fingerprint") if k in event})
+            if not opened:
+                opened = True
+                yield _sse(
+                    {
+                        **template,
+                        "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}],
+                    }
+                )
+                if guard.opening():
+                    yield chunk(guard.opening())
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                try:
+                    safe = guard.feed(content)
+                except Refused as refusal:
+                    await run_in_threadpool(gateway.service.refuse, ctx, refusal)
+                    yield chunk(None, "content_filter", synthgate={"refusal": refusal.as_dict()})
+                    yield b"data: [DONE]\n\n"
+                    return
+                if safe:
+                    yield chunk(safe)
+            if choice.get("finish_reason"):
+                finish_reason = choice["finish_reason"]
+    except httpx.HTTPError as exc:
+        log.warning("proxy.upstream_stream_broken", produce_id=ctx.produce_id, error=type(exc).__name__)
+        yield _sse(
+            {
+                "error": {
+                    "message": "the upstream stream broke; nothing was recorded",
+                    "code": "upstream.error",
+                }
+            }
+        )
+        return
+    finally:
+        await upstream.aclose()
+
+    if not opened:
+        yield _sse(
+            {**template, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+        )
+        if guard.opening():
+            yield chunk(guard.opening())
+    tail = guard.closing()
+    # The record is written before the tail and [DONE]: a client that saw a complete stream
+    # has a recorded generation; if recording fails, the stream ends with an error instead.
+    ctx.streamed = True
+    ctx.labeled_output = guard.label.prefix + guard.text + guard.label.suffix
+    ctx.verdicts["output_screening"] = {
+        "action": "allow",
+        "automated": True,
+        "policy": "term-list",
+        "detectors": {guard.detector.name: guard.detector.version},
+        "findings": [],
+        "streamed": True,
+    }
+    ctx.note("output_screening", action="allow", findings=0, streamed=True)
+    try:
+        done = await run_in_threadpool(gateway.service.proxy_complete, ctx, guard.text)
+    except SynthgateError as exc:
+        yield _sse({"error": exc.as_dict()})
+        return
+    if tail:
+        yield chunk(tail)
+    yield chunk(None, finish_reason, synthgate=_synthgate_block(ctx, done.labels))
+    yield b"data: [DONE]\n\n"

@@ -1,0 +1,121 @@
+"""The key store: one master secret in the data directory, purpose keys derived from it.
+
+Personal data is encrypted with AES-256-GCM under a key derived per purpose (HKDF-SHA256), and
+found again through a keyed hash (HMAC-SHA256) so that equality search never needs the
+plaintext. The audit log's checkpoint key is an Ed25519 key kept beside the master secret.
+
+The master secret comes from ``SYNTHGATE_MASTER_KEY`` (base64, 32 bytes) when set — the way
+to run N stateless workers — or from ``<data dir>/keys/master.key``, created on first use with
+mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from synthgate.config import Settings
+
+_CIPHER_VERSION = b"\x01"
+
+
+class KeyStoreError(RuntimeError):
+    pass
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+class KeyStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def _master(self) -> bytes:
+        env = os.environ.get("SYNTHGATE_MASTER_KEY")
+        if env:
+            try:
+                raw = base64.b64decode(env, validate=True)
+            except ValueError as exc:
+                raise KeyStoreError("SYNTHGATE_MASTER_KEY is not valid base64") from exc
+            if len(raw) != 32:
+                raise KeyStoreError("SYNTHGATE_MASTER_KEY must decode to 32 bytes")
+            return raw
+        path = self.settings.key_dir / "master.key"
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):  # another worker created it first
+                _write_secret(path, base64.b64encode(secrets.token_bytes(32)))
+        raw = base64.b64decode(path.read_bytes().strip())
+        if len(raw) != 32:
+            raise KeyStoreError(f"{path} does not hold a 32-byte key")
+        return raw
+
+    def derive(self, purpose: str) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"synthgate/v1", info=purpose.encode()).derive(
+            self._master
+        )
+
+    @cached_property
+    def _pii_aead(self) -> AESGCM:
+        return AESGCM(self.derive("pii-encryption"))
+
+    @cached_property
+    def _lookup_key(self) -> bytes:
+        return self.derive("pii-lookup")
+
+    def encrypt(self, plaintext: str, context: str) -> str:
+        """Encrypt personal data; ``context`` (e.g. ``"phone"``) is bound as associated data."""
+        nonce = secrets.token_bytes(12)
+        sealed = self._pii_aead.encrypt(nonce, plaintext.encode(), context.encode())
+        return base64.urlsafe_b64encode(_CIPHER_VERSION + nonce + sealed).decode()
+
+    def decrypt(self, token: str, context: str) -> str:
+        raw = base64.urlsafe_b64decode(token.encode())
+        if raw[:1] != _CIPHER_VERSION:
+            raise KeyStoreError("unknown ciphertext version")
+        return self._pii_aead.decrypt(raw[1:13], raw[13:], context.encode()).decode()
+
+    def lookup_hash(self, value: str, context: str) -> str:
+        """Keyed hash for finding encrypted values by equality, never reversible without the key."""
+        mac = hmac.new(self._lookup_key, f"{context}\x00{value}".encode(), hashlib.sha256)
+        return mac.hexdigest()
+
+    def mac(self, purpose: str, message: str) -> str:
+        return hmac.new(self.derive(purpose), message.encode(), hashlib.sha256).hexdigest()
+
+    @cached_property
+    def audit_signing_key(self) -> Ed25519PrivateKey:
+        path = self.settings.key_dir / "audit-ed25519.pem"
+        if not path.exists():
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            with contextlib.suppress(FileExistsError):
+                _write_secret(path, pem)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise KeyStoreError(f"{path} is not an Ed25519 key")
+        return loaded
+
+
+def hash_api_secret(secret: str) -> str:
+    """API keys carry 256 bits of randomness, so a fast hash is enough (no password stretching)."""
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,201 @@
+"""The FastAPI application: API routers, console and public pages, health and metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from synthgate import __version__, metrics
+from synthgate.config import Settings, get_settings
+from synthgate.errors import Refused, SynthgateError
+from synthgate.gateway.sdk import Gateway
+
+log = structlog.get_logger("synthgate.web")
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over the configured size with 413 before anything reads them whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.max_bytes:
+                    await _too_large(self.max_bytes, send)
+                    return
+        if not any(name == b"content-length" for name, _ in scope.get("headers", [])):
+            # A body without a declared length (chunked) is read here, at most up to the limit,
+            # then replayed; reading stops the moment it grows past the limit.
+            chunks: list[bytes] = []
+            received = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    await _too_large(self.max_bytes, send)
+                    return
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _too_large(limit: int, send: Send) -> None:
+    response = JSONResponse(
+        {"error": {"code": "payload_too_large", "message": f"request body exceeds {limit} bytes"}},
+        status_code=413,
+    )
+    await response({"type": "http"}, _noop_receive, send)
+
+
+async def _noop_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _error_response(exc: SynthgateError) -> JSONResponse:
+    headers = {}
+    retry_after = exc.details.get("retry_after")
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"error": exc.as_dict()}, status_code=exc.status_code, headers=headers)
+
+
+def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    gateway = gateway or Gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.upstream = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=10.0),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        )
+        scheduler = None
+        if settings.scheduler:
+            from synthgate.jobs import start_scheduler
+
+            scheduler = start_scheduler(gateway)
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            await app.state.upstream.aclose()
+            gateway.close()
+
+    app = FastAPI(
+        title="synthgate",
+        version=__version__,
+        description="Compliance gateway for generative-AI services: identity (DSP-9), rules (DSP-8), "
+        "screening (DSP-10), labels (DSP-16/17, GB 45438), provenance and audit.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    app.state.settings = settings
+
+    @app.exception_handler(Refused)
+    async def refused_handler(request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"error": exc.as_dict()}, status_code=exc.status_code)
+
+    @app.exception_handler(SynthgateError)
+    async def domain_error_handler(request: Request, exc: SynthgateError) -> JSONResponse:
+        return _error_response(exc)
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error("database.unavailable", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "database_unavailable",
+                    "message": "the database is unavailable; retry shortly",
+                }
+            },
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(OperationalError, database_unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def dbapi_error(request: Request, exc: DBAPIError) -> Response:
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            return await database_unavailable(request, exc)
+        raise exc
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> Any:
+        try:
+            with gateway.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse(
+                {"status": "unavailable", "database": "down"}, status_code=503, headers={"Retry-After": "5"}
+            )
+        return {"status": "ok", "database": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    from synthgate.gateway.api import router as generations_router
+    from synthgate.gateway.proxy import router as proxy_router
+    from synthgate.identity.api import router as identity_router
+    from synthgate.rules.api import router as rules_router
+    from synthgate.web.console import mount_console
+    from synthgate.web.public import router as public_router
+
+    app.include_router(identity_router)
+    app.include_router(rules_router)
+    app.include_router(generations_router)
+    app.include_router(proxy_router)
+    app.include_router(public_router)
+    mount_console(app)
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
