@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export SYNTHGATE_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: run test test-sqlite test-postgres lint env system-deps bench bench-env lock clean schema
+.PHONY: run test test-sqlite test-postgres lint env system-deps bench bench-env lock clean schema bench-watermark
 
 run: env
 	$(BIN)/synthgate init
@@ -37,14 +37,18 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 
-# Chromium for the console's browser tests, from Debian's packages (no browser downloads).
+# Debian packages the tests use (no browser or tool downloads of their own): chromium for the
+# console's browser tests, ExifTool and ffmpeg as third-party label readers, a CJK font so
+# Chinese renders in browser screenshots.
+SYSTEM_PACKAGES := chromium libimage-exiftool-perl ffmpeg fonts-wqy-microhei
 system-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian packages for the tests:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "browser tests need /usr/bin/chromium: run 'sudo apt-get install chromium'" >&2; exit 1; \
+	    echo "the tests need Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; \
 	  fi; \
 	fi
 
@@ -72,3 +76,10 @@ schema: env
 	command.revision(alembic_config(Settings()), message='initial schema', autogenerate=True, rev_id='0001')"
 	$(BIN)/ruff format -q src/synthgate/migrations
 	$(BIN)/ruff check -q --fix src/synthgate/migrations || true
+
+# Invisible watermark vs. invisible-watermark (dwtDct, dwtDctSvd, rivaGan). The peer is installed without
+# its declared torch dependency (several GB with CUDA; the bench gives it a numpy stand-in for the few
+# array calls it makes around its shipped ONNX models).
+bench-watermark: env
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps "invisible-watermark>=0.2"
+	OMP_NUM_THREADS=1 $(BIN)/python bench/watermark_robustness.py --write-docs

@@ -68,7 +68,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 LITELLM_CONFIG_DIR = ROOT / "bench" / "litellm_config"
 DEFAULT_LITELLM_VENV = ROOT / ".venv-bench"
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES_DB = "synthgate_bench"
+POSTGRES_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{POSTGRES_DB}"
+
+
+def fresh_postgres_database() -> None:
+    """Every run starts from an empty database of its own (never the test suite's)."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {POSTGRES_DB}")
+
+
 MODEL = "bench-model"
 BENCH_USER = "bench-user"
 LOOPBACK = "127.0.0.1"
@@ -643,13 +656,15 @@ def start_synthgate(
     data_dir = workdir / "synthgate-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     database_url = POSTGRES_URL if database == "postgres" else f"sqlite:///{data_dir / 'synthgate.db'}"
+    if database == "postgres":
+        fresh_postgres_database()
     setup = prepare_bench(data_dir, database_url, upstream_url, list(BLOCKED_TERMS))
     port = free_port()
     env = _clean_env()
     env["PYTHONPATH"] = str(SRC)
     env["SYNTHGATE_DATA_DIR"] = str(data_dir)
     env["SYNTHGATE_DATABASE_URL"] = database_url
-    cmd = [*synthgate_command(), "serve", "--host", LOOPBACK, "--port", str(port)]
+    cmd = [*synthgate_command(), "serve", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
     proc = ManagedProcess("synthgate", cmd, env, ROOT, workdir / "synthgate.log")
     try:
         startup = proc.wait_http(f"http://{LOOPBACK}:{port}/healthz", startup_timeout)
@@ -724,6 +739,13 @@ def measure(
     return summarise(target, concurrency, measured, gateway_cpu)
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def fmt(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -741,9 +763,12 @@ def render(stats: list[PhaseStats], meta: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)  # piped or redirected output: do not squeeze the tables into 80 columns
     console.print(
         f"[bold]Gateway overhead[/bold] — {meta['machine']}; every gateway runs ONE worker process; "
-        f"upstream delay {meta['upstream_delay_ms']} ms; {meta['client']}"
+        f"upstream delay {meta['upstream_delay_ms']} ms; {meta['client']}; load average at start/end "
+        f"{meta['loadavg_at_start']} / {meta.get('loadavg_at_end')}"
     )
     for name, info in meta["gateways"].items():
         console.print(
@@ -880,7 +905,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "database": args.database,
         "gateways": {},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "loadavg_at_start": _loadavg(),
     }
+    if meta["loadavg_at_start"] and meta["loadavg_at_start"][0] > 0.5:
+        print(
+            f"warning: 1-minute load average is {meta['loadavg_at_start'][0]:.2f} before the run; "
+            "other work on this machine will distort the numbers",
+            flush=True,
+        )
 
     with workdir_ctx as wd, run_upstream_process(delay_ms=args.upstream_delay_ms) as upstream_url:
         workdir = Path(wd)
@@ -933,6 +965,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
 
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    meta["loadavg_at_end"] = _loadavg()
     render(stats, meta)
     if args.json_out is not None:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)

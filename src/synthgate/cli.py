@@ -521,17 +521,45 @@ def operator_create(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOpt = False) -> None:
-    """Integrate pending events, then recompute every leaf and check every signed checkpoint."""
-    from synthgate.audit import service as audit
-    from synthgate.audit.checkpoint import NoteVerifier
-    from synthgate.jobs import audit_signer, integrate_and_checkpoint
+def audit_verify(
+    bundle: Annotated[
+        Path | None,
+        typer.Argument(help="An exported bundle to verify offline (no database is opened)", dir_okay=False),
+    ] = None,
+    start: Annotated[int | None, typer.Option("--from", help="First leaf index to recompute")] = None,
+    end: Annotated[int | None, typer.Option("--to", help="Recompute leaves before this index")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="Pin the log's verifier key (name+id+key), for bundles")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Integrate pending events, then recompute every leaf and check every signed checkpoint.
 
-    gateway = _gateway()
-    integrate_and_checkpoint(gateway)
-    signer = audit_signer(gateway)
-    with gateway.db.session() as session:
-        report = audit.verify(session, NoteVerifier.from_vkey(signer.vkey()))
+    With BUNDLE, check an exported bundle instead, with no database at all.
+    """
+    from synthgate.audit import service as audit
+    from synthgate.audit.checkpoint import CheckpointError, NoteVerifier
+
+    if bundle is not None:
+        from synthgate.audit.bundle import verify_bundle
+
+        try:
+            data = bundle.read_bytes()
+            pinned = NoteVerifier.from_vkey(key) if key else None
+            report = _run(lambda: verify_bundle(data, pinned))
+        except (OSError, CheckpointError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    else:
+        from synthgate.jobs import audit_signer, integrate_and_checkpoint
+
+        gateway = _gateway()
+        integrate_and_checkpoint(gateway)
+        signer = audit_signer(gateway)
+        with gateway.db.session() as session:
+            report = _run(
+                lambda: audit.verify(session, NoteVerifier.from_vkey(signer.vkey()), start=start, end=end)
+            )
     if as_json:
         _print_json(report.as_dict())
     elif report.ok:
@@ -544,6 +572,367 @@ def audit_verify(as_json: JsonOpt = False) -> None:
             out.print(f"  - {problem}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("inclusion")
+def audit_inclusion(
+    index: Annotated[int, typer.Argument(help="Leaf index")],
+    size: Annotated[
+        int | None, typer.Option(help="Tree size of a signed checkpoint (default newest)")
+    ] = None,
+) -> None:
+    """Print the inclusion proof of one leaf in a signed checkpoint, as JSON."""
+    from synthgate.audit import service as audit
+    from synthgate.jobs import integrate_and_checkpoint
+
+    gateway = _gateway()
+    integrate_and_checkpoint(gateway)
+    with gateway.db.session() as session:
+        _print_json(_run(lambda: audit.inclusion(session, index, size)))
+
+
+@audit_app.command("consistency")
+def audit_consistency(
+    old: Annotated[int, typer.Argument(help="Tree size of the older signed checkpoint")],
+    new: Annotated[int | None, typer.Option(help="Tree size of the newer one (default newest)")] = None,
+) -> None:
+    """Print the consistency proof between two signed checkpoints, as JSON."""
+    from synthgate.audit import service as audit
+    from synthgate.jobs import integrate_and_checkpoint
+
+    gateway = _gateway()
+    integrate_and_checkpoint(gateway)
+    with gateway.db.session() as session:
+        _print_json(_run(lambda: audit.consistency(session, old, new)))
+
+
+@audit_app.command("purge")
+def audit_purge(as_json: JsonOpt = False) -> None:
+    """Apply retention now: drop payloads past retention (leaf hashes stay), delete old generations."""
+    from synthgate.jobs import retention_purge
+
+    gateway = _gateway()
+    result = _run(lambda: retention_purge(gateway))
+    data = {"events": result.events, "generations": result.generations, "ranges": result.ranges}
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(f"purged {result.events} event payloads and {result.generations} generation records")
+
+
+@audit_app.command("hold")
+def audit_hold(
+    case: Annotated[str, typer.Option(help="The case the hold belongs to")],
+    subject: Annotated[str, typer.Option(help="Account id or produce id to keep")],
+    reason: Annotated[str, typer.Option(help="Why")] = "",
+) -> None:
+    """Place a legal hold: the subject's records outlive their retention until it is released."""
+    from synthgate.audit import service as audit
+
+    gateway = _gateway()
+
+    def place() -> int:
+        with gateway.db.session() as session:
+            return audit.place_hold(
+                session, case_id=case, subject_id=subject, reason=reason, actor=_actor()
+            ).id
+
+    out.print(f"legal hold {_run(place)} placed")
+
+
+@audit_app.command("release")
+def audit_release(hold: Annotated[int, typer.Argument(help="Hold id")]) -> None:
+    """Release a legal hold."""
+    from synthgate.audit import service as audit
+
+    gateway = _gateway()
+
+    def release() -> None:
+        with gateway.db.session() as session:
+            audit.release_hold(session, hold, actor=_actor())
+
+    _run(release)
+    out.print(f"legal hold {hold} released")
+
+
+@audit_app.command("shred")
+def audit_shred(subject: Annotated[str, typer.Argument(help="Data subject, e.g. account:<id>")]) -> None:
+    """Erase a subject's personal data in the log by destroying its key (GAI-11); the tree still verifies."""
+    from synthgate.audit import service as audit
+
+    gateway = _gateway()
+    with gateway.db.session() as session:
+        done = audit.shred_subject(session, subject, actor=_actor())
+    out.print(f"{subject}: {'key destroyed' if done else 'no key (nothing sealed, or shredded already)'}")
+
+
+def _parse_when(value: str | None, *, end: bool) -> dt.datetime | None:
+    """A date (whole day; ``--to`` includes it) or an ISO date-time; without a zone, UTC."""
+    from synthgate.errors import InvalidInput
+
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+            return day + dt.timedelta(days=1) if end else day
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{value!r} is not an ISO 8601 date or date-time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@app.command("export")
+def export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Bundle file to write", dir_okay=False)],
+    since: Annotated[str | None, typer.Option("--from", help="First day (or date-time), UTC")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Last day, included (or end date-time)")] = None,
+    account: Annotated[str | None, typer.Option(help="Only events of this account id")] = None,
+) -> None:
+    """Write a signed audit bundle for the authority (DSP-21); check it with `audit verify BUNDLE`."""
+    from sqlalchemy import select
+
+    from synthgate.audit.bundle import build_bundle
+    from synthgate.jobs import integrate_and_checkpoint
+    from synthgate.provenance.models import Generation
+
+    gateway = _gateway()
+    start = _run(lambda: _parse_when(since, end=False))
+    stop = _run(lambda: _parse_when(until, end=True))
+    integrate_and_checkpoint(gateway)
+
+    def build() -> str:
+        with gateway.db.session() as session:
+            produce: list[str] = []
+            if account:
+                produce = list(
+                    session.scalars(select(Generation.produce_id).where(Generation.account_id == account))
+                )
+            text = build_bundle(
+                session,
+                gateway.keys.audit_signing_key,
+                gateway.settings.audit_origin,
+                since=start,
+                until=stop,
+                account=account,
+                produce_ids=produce,
+            )
+            from synthgate.audit import service as audit
+
+            audit.record(
+                session,
+                "audit.exported",
+                actor=_actor(),
+                subject_type="audit_log",
+                data={"from": since, "to": until, "account": account},
+            )
+            return text
+
+    text = _run(build)
+    output.write_text(text, encoding="utf-8")
+    count = json.loads(text.split("\n", 1)[0])["count"]
+    out.print(f"wrote {count} events to {output}")
+
+
+@app.command("trace")
+def trace(
+    file: Annotated[
+        Path, typer.Argument(help="A file or text found in the wild", exists=True, dir_okay=False)
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the generation behind a file: which evidence matched and how strongly (audited)."""
+    from synthgate.provenance import service as provenance
+
+    gateway = _gateway()
+    data = file.read_bytes()
+    with gateway.db.session() as session:
+        result = provenance.trace(
+            session, provenance.TraceInput(data=data, filename=file.name), actor=_actor(), show_account=True
+        )
+        found = result.as_dict()
+    if as_json:
+        _print_json(found)
+        return
+    if not found["matches"]:
+        out.print("no generation found")
+    for match in found["matches"]:
+        gen = match["generation"]
+        kinds = ", ".join(e["matcher"] for e in match["evidence"])
+        out.print(
+            f"{gen['produce_id']}  strength {match['strength']:.2f}  ({kinds})  account {gen['account_id']}"
+        )
+    if not found["matches"]:
+        raise typer.Exit(1)
+
+
+# --- implicit labels: inspect and propagate (LM-6) --------------------------------------------------
+
+
+@app.command("inspect")
+def inspect_file(
+    path: Annotated[Path, typer.Argument(help="File to inspect (format detected from content)")],
+    declared: Annotated[bool, typer.Option("--declared", help="The uploader declared AI content")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read every AIGC label in a file, check its binding and give the LM-6 tier."""
+    from synthgate.keys import KeyStore
+    from synthgate.labeling.inspect import inspect
+    from synthgate.media.limits import MediaLimits
+
+    settings = get_settings()
+    if not path.is_file():
+        err.print(f"[red]error:[/red] {path} is not a file")
+        raise typer.Exit(2)
+    verifier = KeyStore(settings).labeling_signing_key.public_key()
+    report = _run(
+        lambda: inspect(
+            path.read_bytes(),
+            verifier=verifier,
+            declared=declared,
+            limits=MediaLimits.from_settings(settings),
+        )
+    )
+    data = report.to_dict()
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"[bold]{path}[/bold]: {data['container']}, tier [bold]{data['tier']}[/bold]")
+    for reason in data["reasons"]:
+        out.print(f"  - {reason}")
+    for found in data["labels"]:
+        out.print(f"  label in {found['where']} ({found['form']}): {found['raw']}")
+    if data["binding"]:
+        out.print(f"  binding: {data['binding']}")
+    for finding in data["findings"]:
+        out.print(f"  [yellow]finding:[/yellow] {finding}")
+
+
+@app.command("propagate")
+def propagate_file(
+    path: Annotated[Path, typer.Argument(help="File received by the platform")],
+    platform: Annotated[str, typer.Option("--platform", help="The platform's 27-character provider code")],
+    content_id: Annotated[str, typer.Option("--content-id", help="The platform's id for this content")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the labeled copy")],
+    declared: Annotated[bool, typer.Option("--declared", help="The uploader declared AI content")] = False,
+) -> None:
+    """Write the propagation elements (LM-6) into a copy, keeping the production fields."""
+    from synthgate.keys import KeyStore
+    from synthgate.labeling.propagate import propagate
+
+    if not path.is_file():
+        err.print(f"[red]error:[/red] {path} is not a file")
+        raise typer.Exit(2)
+    signer = KeyStore(get_settings()).labeling_signing_key
+    labeled = _run(
+        lambda: propagate(
+            path.read_bytes(), platform=platform, content_id=content_id, declared=declared, signer=signer
+        )
+    )
+    output.write_bytes(labeled)
+    out.print(f"wrote {output} ({len(labeled)} bytes)")
+
+
+# --- invisible watermarks (LM-5, DSP-18) ---------------------------------------------------------
+
+watermark_app = typer.Typer(help="Keyed invisible watermarks (LM-5, DSP-18).", no_args_is_help=True)
+app.add_typer(watermark_app, name="watermark")
+
+
+def _watermark_keys(service: str | None) -> list[tuple[str, bytes]]:
+    """(service slug, key) pairs: the named service, or every service when detecting without one."""
+    from synthgate.governance import service as governance
+
+    gateway = _gateway()
+    with gateway.db.session() as session:
+        services = (
+            [governance.get_service(session, service)] if service else governance.list_services(session)
+        )
+        return [(svc.slug, gateway.keys.watermark_key(svc.id)) for svc in services]
+
+
+@watermark_app.command("embed")
+def watermark_embed(
+    source: Annotated[Path, typer.Argument(help="Image to mark", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the marked image")],
+    payload: Annotated[str, typer.Option(help="64-bit payload, 16 hex digits")],
+    service: Annotated[str, typer.Option(help="Service slug or id whose key marks the image")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed a keyed invisible watermark carrying PAYLOAD; exits 3 when the image cannot carry it."""
+    from synthgate.labeling.watermark import parse_payload, watermark_image_bytes
+
+    bits = _run(lambda: parse_payload(payload))
+    ((slug, key),) = _run(lambda: _watermark_keys(service))
+    suffix = output.suffix.lower().lstrip(".")
+    formats = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
+    fmt = formats.get(suffix)
+    result = _run(lambda: watermark_image_bytes(source.read_bytes(), key, bits, output_format=fmt))
+    if result.embedded:
+        output.write_bytes(result.data)
+    report = {"embedded": result.embedded, "service": slug, "format": result.format, "reason": result.reason}
+    if as_json:
+        _print_json(report)
+    elif result.embedded:
+        out.print(f"wrote {output} ({result.format}, watermark of service {slug})")
+    else:
+        err.print(f"[red]not embeddable:[/red] {result.reason}")
+    if not result.embedded:
+        raise typer.Exit(3)
+
+
+@watermark_app.command("detect")
+def watermark_detect(
+    file: Annotated[Path, typer.Argument(help="Image to examine", exists=True, dir_okay=False)],
+    service: Annotated[
+        str | None, typer.Option(help="Service slug or id (default: try every service)")
+    ] = None,
+    max_p_value: Annotated[float, typer.Option(help="Decision threshold on the p-value")] = 1e-6,
+    as_json: JsonOpt = False,
+) -> None:
+    """Look for a watermark; the p-value bounds the chance of a false detection (exit 1 when none)."""
+    from synthgate.labeling.watermark import detect_image_bytes
+
+    data = file.read_bytes()
+    keys = _run(lambda: _watermark_keys(service))
+    # Trying k keys multiplies the false-positive chance by k, so each key gets 1/k of the budget.
+    per_key = max_p_value / max(1, len(keys))
+    best: dict[str, Any] = {"detected": False, "payload": None, "p_value": 1.0, "service": None}
+    for slug, key in keys:
+        found = _run(lambda key=key: detect_image_bytes(data, key, max_p_value=per_key))  # type: ignore[misc]
+        p_value = min(1.0, found.p_value * max(1, len(keys)))
+        if found.detected or p_value < best["p_value"]:
+            best = {**found.as_dict(), "p_value": p_value, "service": slug}
+        if found.detected:
+            break
+    if as_json:
+        _print_json(best)
+    elif best["detected"]:
+        payload_text = best["payload"] or "unreadable (too damaged)"
+        out.print(
+            f"[green]watermark found[/green]: service {best['service']}, payload {payload_text}, "
+            f"p ≤ {best['p_value']:.2e}"
+        )
+    else:
+        out.print(f"no watermark found (best p-value {best['p_value']:.2g})")
+    if not best["detected"]:
+        raise typer.Exit(1)
+
+
+# --- moderation (the feature library and screening) -----------------------------------------------
+
+from synthgate.moderation.cli import library_app, screen  # noqa: E402
+
+app.add_typer(library_app, name="library")
+app.command("screen")(screen)
+
+
+# --- full labels (explicit + metadata + binding + C2PA) and C2PA certificates ----------------------
+
+from synthgate.labeling.cli import certs_app, label  # noqa: E402
+
+app.add_typer(certs_app, name="certs")
+app.command("label")(label)
 
 
 # --- development ----------------------------------------------------------------------------------

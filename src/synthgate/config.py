@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     # Gateway.
     ticket_ttl_seconds: int = 600
     upstream_timeout_seconds: float = 120.0
+    db_concurrency: int = Field(default=4, ge=1, le=256)
+    """Proxy requests doing database work at once per worker; the rest wait in arrival order."""
     stages: list[str] = Field(
         default_factory=lambda: [
             "identity",
@@ -100,6 +102,31 @@ class Settings(BaseSettings):
     """Terms refused in every service on top of each service's own list (until the feature library lands)."""
     label_text: str = DEFAULT_LABEL_TEXT
     label_position: Literal["start", "end", "both"] = "end"
+    # Explicit labels on media (GB 45438 5.2-5.4; labeling/explicit/).
+    label_image_position: Literal["top-left", "top-right", "bottom-left", "bottom-right", "top", "bottom"] = (
+        "bottom-right"
+    )
+    label_image_style: Literal["plate", "outline"] = "plate"
+    label_audio_cue: Literal["rhythm", "voice", "both"] = "rhythm"
+    label_audio_placement: list[Literal["start", "end", "middle"]] = ["start"]  # pydantic copies it
+    label_video_span: Literal["start", "start_end", "whole"] = "start"
+    label_video_seconds: float = 2.0
+    # C2PA manifests (labeling/c2pa.py); `synthgate certs dev` writes a development chain to
+    # <data dir>/c2pa/, used when these paths are unset.
+    c2pa_enabled: bool = True
+    c2pa_cert_chain: Path | None = None
+    """PEM: the signing certificate followed by its intermediates."""
+    c2pa_private_key: Path | None = None
+    c2pa_trust_anchors: Path | None = None
+    """PEM bundle of root certificates a C2PA reader trusts."""
+    c2pa_tsa_url: str | None = None
+
+    # Media decoding limits (decompression bombs are refused from their headers).
+    media_max_bytes: int = 200 * 1024 * 1024
+    media_max_pixels: int = 64_000_000
+    media_max_duration_seconds: float = 3600.0
+    inspect_rate_per_minute: int = 30
+    """Public ``POST /v1/inspect`` requests per client address per minute."""
 
     # Console.
     session_ttl_seconds: int = 8 * 3600
@@ -107,8 +134,17 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
 
     # Audit.
-    audit_integrate_interval_seconds: float = 2.0
+    audit_integrate_interval_seconds: float = 0.5
+    """How often pending audit events get their leaf indexes (small batches, little jitter)."""
+    audit_checkpoint_interval_seconds: float = 10.0
+    """How often a signed checkpoint is made when the tree grew."""
     audit_origin: str = "synthgate.local/audit"
+    retention_days: dict[str, int] = Field(default_factory=dict)
+    """Days to keep each record type before the purge drops its payload (GAI-11 maximums): keys are
+    audit event families (``pipeline``, ``identity``, ``account``, …) and ``generations``. Never below
+    the legal minimum of six months for logs (CSL-21, LM-9); unlisted types use the default."""
+    retention_default_days: int = 190
+    purge_interval_seconds: float = 3600.0
     scheduler: bool = True
     """Run background jobs (audit integration, checkpoints) inside ``serve``."""
 

@@ -7,9 +7,10 @@ One set of models serves SQLite (the embedded default) and PostgreSQL; Alembic m
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ def make_engine(settings: Settings) -> Engine:
         url,
         pool_size=20,
         max_overflow=50,
-        pool_pre_ping=True,
+        # No pre-ping: it would add a round trip to every checkout on the hot path; a dropped
+        # connection surfaces as OperationalError (503 with Retry-After) and the pool replaces it.
+        pool_recycle=1800,
         connect_args={"connect_timeout": 5},
     )
 
@@ -100,19 +103,27 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Threads of one process that collide on its lock fall
+        # into SQLite's busy handler, which sleeps in steps of up to 100 ms and gives a long,
+        # unfair tail under load; taking turns on a Python lock first keeps the queue short and
+        # fair. (Other processes still meet the busy timeout; PostgreSQL needs none of this.)
+        self._turns: threading.RLock | None = (
+            threading.RLock() if self.engine.dialect.name == "sqlite" else None
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on any exception."""
-        session = self.sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._turns if self._turns is not None else nullcontext():
+            session = self.sessions()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -146,6 +157,7 @@ def import_all_models() -> None:
     from synthgate.gateway import models as _gateway  # noqa: F401
     from synthgate.governance import models as _governance  # noqa: F401
     from synthgate.identity import models as _identity  # noqa: F401
+    from synthgate.moderation import models as _moderation  # noqa: F401
     from synthgate.operators import models as _operators  # noqa: F401
     from synthgate.provenance import models as _provenance  # noqa: F401
     from synthgate.rules import models as _rules  # noqa: F401

@@ -1,20 +1,26 @@
 """Background jobs on APScheduler (an existing job engine, not a home-made loop).
 
 Every worker runs the scheduler; the jobs take database locks, so running them in several
-workers at once is safe and merely redundant.
+workers at once is safe and merely redundant. The jobs themselves run in a separate process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
+from apscheduler.executors.pool import ProcessPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from synthgate.audit import service as audit
 from synthgate.audit.checkpoint import NoteSigner
 
 if TYPE_CHECKING:
+    from synthgate.config import Settings
     from synthgate.gateway.sdk import Gateway
 
 log = structlog.get_logger("synthgate.jobs")
@@ -32,23 +38,92 @@ def integrate_and_checkpoint(gateway: Gateway) -> int:
     return count
 
 
-def _safe_integrate(gateway: Gateway) -> None:
+def retention_policy(gateway: Gateway) -> audit.RetentionPolicy:
+    settings = gateway.settings
+    return audit.RetentionPolicy.from_settings(settings.retention_default_days, settings.retention_days)
+
+
+def retention_purge(gateway: Gateway) -> audit.PurgeResult:
+    """Drop payloads past retention (leaf hashes stay), then integrate and sign so the purge
+    announcement is itself in the log before anyone verifies."""
+    policy = retention_policy(gateway)  # raises before touching anything if set below the minimum
+    integrate_and_checkpoint(gateway)  # only integrated events are purged; sequence them first
+    with gateway.db.session() as session:
+        result = audit.purge(session, policy)
+    integrate_and_checkpoint(gateway)
+    log.info("jobs.retention_purge", events=result.events, generations=result.generations)
+    return result
+
+
+# --- the scheduler ------------------------------------------------------------------------------
+#
+# Jobs run in a child process of their own (APScheduler's process pool, spawned, one worker):
+# sequencing and checkpointing are CPU work, and in the serving process they would hold the GIL
+# while requests wait, which shows up directly in the gateway's tail latency.
+
+_job_gateway: Gateway | None = None
+JOB_NICENESS = 10
+
+
+def _gateway_in_job_process(settings: Settings) -> Gateway:
+    global _job_gateway
+    if _job_gateway is None:
+        from synthgate.gateway.sdk import Gateway
+
+        # Background work yields the CPU to the requests being served; it only has to keep up.
+        with contextlib.suppress(OSError):
+            os.nice(JOB_NICENESS)
+        _job_gateway = Gateway(settings)
+    return _job_gateway
+
+
+def _sequence(gateway: Gateway) -> None:
+    audit.integrate_all(gateway.db.sessions)
+
+
+def _session_purge(gateway: Gateway) -> None:
+    from synthgate.operators import service as operators
+
+    with gateway.db.session() as session:
+        operators.purge_expired_sessions(session)
+
+
+_JOBS: dict[str, Callable[[Gateway], object]] = {
+    "audit-sequence": _sequence,
+    "audit-checkpoint": integrate_and_checkpoint,
+    "retention-purge": retention_purge,
+    "operator-session-purge": _session_purge,
+}
+
+
+def run_job(name: str, settings: Settings) -> None:
+    """Entry point in the job process. A failure is logged and retried at the next interval."""
     try:
-        integrate_and_checkpoint(gateway)
-    except Exception:  # a database hiccup must not kill the scheduler; the next run retries
-        log.exception("jobs.audit_integrate_failed")
+        _JOBS[name](_gateway_in_job_process(settings))
+    except Exception:  # a database hiccup must not kill the scheduler
+        log.exception("jobs.failed", job=name)
 
 
 def start_scheduler(gateway: Gateway) -> BackgroundScheduler:
-    scheduler = BackgroundScheduler(daemon=True)
-    scheduler.add_job(
-        _safe_integrate,
-        "interval",
-        seconds=gateway.settings.audit_integrate_interval_seconds,
-        args=[gateway],
-        id="audit-integrate",
-        max_instances=1,
-        coalesce=True,
-    )
+    settings = gateway.settings
+    executor = ProcessPoolExecutor(1, pool_kwargs={"mp_context": multiprocessing.get_context("spawn")})
+    scheduler = BackgroundScheduler(daemon=True, executors={"default": executor})
+    intervals = {
+        # Sequencing often keeps each batch small; a signed checkpoint is needed far less often.
+        "audit-sequence": settings.audit_integrate_interval_seconds,
+        "audit-checkpoint": settings.audit_checkpoint_interval_seconds,
+        "retention-purge": settings.purge_interval_seconds,
+        "operator-session-purge": 3600.0,
+    }
+    for name, seconds in intervals.items():
+        scheduler.add_job(
+            run_job,
+            "interval",
+            seconds=seconds,
+            args=[name, settings],
+            id=name,
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.start()
     return scheduler

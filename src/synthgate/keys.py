@@ -98,22 +98,35 @@ class KeyStore:
     def mac(self, purpose: str, message: str) -> str:
         return hmac.new(self.derive(purpose), message.encode(), hashlib.sha256).hexdigest()
 
-    @cached_property
-    def audit_signing_key(self) -> Ed25519PrivateKey:
-        path = self.settings.key_dir / "audit-ed25519.pem"
+    def watermark_key(self, service_id: str) -> bytes:
+        """The secret that keys a service's invisible watermarks: nobody without it can read or forge them."""
+        return self.derive(f"watermark/{service_id}")
+
+    def _ed25519_key(self, filename: str) -> Ed25519PrivateKey:
+        """An Ed25519 key kept in the key directory, created (mode 0600) on first use."""
+        path = self.settings.key_dir / filename
         if not path.exists():
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(
+            pem = Ed25519PrivateKey.generate().private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            with contextlib.suppress(FileExistsError):
+            with contextlib.suppress(FileExistsError):  # another worker created it first
                 _write_secret(path, pem)
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(loaded, Ed25519PrivateKey):
             raise KeyStoreError(f"{path} is not an Ed25519 key")
         return loaded
+
+    @cached_property
+    def audit_signing_key(self) -> Ed25519PrivateKey:
+        """Signs the audit log's checkpoints."""
+        return self._ed25519_key("audit-ed25519.pem")
+
+    @cached_property
+    def labeling_signing_key(self) -> Ed25519PrivateKey:
+        """Signs ``ReservedCode1`` label bindings (GB-E); separate from the audit key so either can rotate."""
+        return self._ed25519_key("labeling-ed25519.pem")
 
 
 def hash_api_secret(secret: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from synthgate.audit.models import AuditEvent
 from synthgate.devtools.demo import CapturingSmsSender
 from synthgate.devtools.upstream import run_upstream_process
 from synthgate.gateway.models import Refusal
@@ -74,6 +75,11 @@ def test_dsp17_streamed_answer_carries_label(
     with gateway.db.session() as session:
         record = session.scalar(select(Generation).where(Generation.produce_id == produce_id))
         assert record is not None and record.streamed
+        assert record.verdicts["output_screening"]["streamed"] is True
+        events = session.scalars(
+            select(AuditEvent.event_type).where(AuditEvent.subject_id == produce_id)
+        ).all()
+        assert events.count("pipeline.output_screening") == 1 and "pipeline.record" in events
 
 
 def test_dsp10_stream_stops_before_a_blocked_term_is_sent(

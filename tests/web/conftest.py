@@ -44,7 +44,9 @@ def post_login(
     client: TestClient, username: str, password: str, totp_code: str = "", next_path: str = ""
 ) -> httpx.Response:
     fields = {"username": username, "password": password, "totp_code": totp_code, "next": next_path}
-    return client.post("/console/login", data={**fields, "login_token": login_token(client)}, follow_redirects=False)
+    return client.post(
+        "/console/login", data={**fields, "login_token": login_token(client)}, follow_redirects=False
+    )
 
 
 def csrf_token(client: TestClient, path: str = "/console/password") -> str:

@@ -19,7 +19,7 @@ a size larger than the list of leaves, hashes that are not 32 bytes where we com
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
     "EMPTY_ROOT",
@@ -89,7 +89,7 @@ def _check_size(value: int, what: str) -> None:
         raise ValueError(f"{what} must be >= 0, got {value}")
 
 
-def _split_point(n: int) -> int:
+def split_point(n: int) -> int:
     """Largest power of two strictly smaller than ``n`` (``n >= 2``): RFC 9162's ``k``."""
     return 1 << ((n - 1).bit_length() - 1)
 
@@ -297,15 +297,22 @@ def inclusion_proof(hashes: Sequence[bytes], index: int, size: int) -> list[byte
     if index >= size:
         raise ValueError(f"leaf index {index} is out of range for a tree of size {size}")
     _check_tree(hashes, size)
+    return inclusion_path(index, size, lambda lo, hi: _mth(hashes[lo:hi]))
+
+
+def inclusion_path(index: int, size: int, subtree: Callable[[int, int], bytes]) -> list[bytes]:
+    """The audit path's walk, given ``subtree(lo, hi)`` = MTH of leaves ``lo .. hi-1``; arguments
+    are checked by the caller. Shared by the in-memory proofs here and the stored tree levels in
+    :mod:`synthgate.audit.proofs`."""
     proof: list[bytes] = []
     lo, hi, m = 0, size, index
     while hi - lo > 1:
-        k = _split_point(hi - lo)
+        k = split_point(hi - lo)
         if m < k:
-            proof.append(_mth(hashes[lo + k : hi]))
+            proof.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            proof.append(_mth(hashes[lo : lo + k]))
+            proof.append(subtree(lo, lo + k))
             lo += k
             m -= k
     proof.reverse()  # collected root-first; RFC order is leaf-first
@@ -381,6 +388,11 @@ def consistency_proof(hashes: Sequence[bytes], old_size: int, new_size: int) -> 
     """
     _check_sizes(old_size, new_size)
     _check_tree(hashes, new_size)
+    return consistency_path(old_size, new_size, lambda lo, hi: _mth(hashes[lo:hi]))
+
+
+def consistency_path(old_size: int, new_size: int, subtree: Callable[[int, int], bytes]) -> list[bytes]:
+    """The consistency proof's walk, given ``subtree(lo, hi)``; arguments are checked by the caller."""
     if old_size == 0 or old_size == new_size:
         return []
     proof: list[bytes] = []
@@ -389,14 +401,14 @@ def consistency_proof(hashes: Sequence[bytes], old_size: int, new_size: int) -> 
         n = hi - lo
         if m == n:
             if not whole:
-                proof.append(_mth(hashes[lo:hi]))
+                proof.append(subtree(lo, hi))
             break
-        k = _split_point(n)
+        k = split_point(n)
         if m <= k:
-            proof.append(_mth(hashes[lo + k : hi]))
+            proof.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            proof.append(_mth(hashes[lo : lo + k]))
+            proof.append(subtree(lo, lo + k))
             lo += k
             m -= k
             whole = False

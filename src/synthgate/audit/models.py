@@ -34,6 +34,8 @@ class AuditEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     leaf_hash: Mapped[str | None] = mapped_column(String(64))
+    purged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    """Set when retention dropped the payload: the leaf hash stays, so the tree still verifies."""
 
 
 class AuditTree(Base):
@@ -56,3 +58,36 @@ class AuditCheckpoint(Base):
     root: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditSubjectKey(Base):
+    """One data key per data subject for personal data sealed inside audit events (GAI-11).
+
+    Deleting the key (crypto-shredding) makes every sealed value of that subject unreadable
+    while the ciphertext, and therefore every leaf hash and checkpoint, stays untouched.
+    """
+
+    __tablename__ = "audit_subject_keys"
+
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """A pseudonymous reference such as ``account:<id>``, never the personal data itself."""
+    wrapped_key: Mapped[str | None] = mapped_column(Text)
+    """The subject's AES-256 key, encrypted under the key store's wrapping key; NULL once shredded."""
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    shredded_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class LegalHold(Base):
+    """Keeps a subject's records past their retention while a case needs them."""
+
+    __tablename__ = "audit_legal_holds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    subject_id: Mapped[str] = mapped_column(String(100), index=True)
+    """The ``subject_id`` of held events (an account id, produce id, …); account holds also cover
+    events the account acted in and its generation records."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -7,18 +7,28 @@ transaction, in the background and before checkpoints and verification.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, update
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Text, func, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from synthgate.audit.checkpoint import Checkpoint, CheckpointError, NoteSigner, NoteVerifier
 from synthgate.audit.merkle import CompactRange, leaf_hash, root_from_leaf_hashes
-from synthgate.audit.models import AuditCheckpoint, AuditEvent, AuditTree
+from synthgate.audit.models import AuditCheckpoint, AuditEvent, AuditSubjectKey, AuditTree, LegalHold
+from synthgate.audit.proofs import TreeLevels
 from synthgate.db import utcnow
+from synthgate.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from synthgate.keys import KeyStore
 
 INTEGRATE_BATCH = 5000
 
@@ -32,38 +42,147 @@ def record(
     subject_type: str | None = None,
     subject_id: str | None = None,
     data: dict[str, Any] | None = None,
+    personal: dict[str, Any] | None = None,
+    personal_subject: str | None = None,
+    keys: KeyStore | None = None,
 ) -> AuditEvent:
-    """Append an event to the current transaction. Never put raw personal data in ``data``."""
+    """Append an event to the current transaction. Never put raw personal data in ``data``.
+
+    Personal data that must be kept with the event goes in ``personal``: it is sealed under the
+    key of ``personal_subject`` (a pseudonymous reference such as ``account:<id>``) and only the
+    ciphertext enters the leaf, so :func:`shred_subject` can erase it later (GAI-11).
+    """
+    payload = dict(data or {})
+    if personal:
+        if not personal_subject or keys is None:
+            raise ValueError("sealing personal data needs personal_subject and the key store")
+        payload[SEALED_FIELD] = seal(session, keys, personal_subject, personal)
     event = AuditEvent(
         event_type=event_type,
         actor=actor,
         service_id=service_id,
         subject_type=subject_type,
         subject_id=subject_id,
-        data=data or {},
+        data=payload,
         created_at=utcnow(),
     )
     session.add(event)
     return event
 
 
+def canonical_entry(
+    *,
+    id: int,
+    created_at: dt.datetime,
+    event_type: str,
+    actor: str,
+    service_id: str | None,
+    subject_type: str | None,
+    subject_id: str | None,
+    data: Any,
+) -> dict[str, Any]:
+    """The log entry as a JSON object; its canonical serialisation is what the leaf commits to."""
+    return {
+        "id": id,
+        "created_at": created_at.astimezone(dt.UTC).isoformat(),
+        "type": event_type,
+        "actor": actor,
+        "service": service_id,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "data": data,
+    }
+
+
+def canonical_json(value: Any) -> bytes:
+    """One spelling per value: sorted keys, no spaces, UTF-8. Used for leaves and bundle lines."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def canonical_event_bytes(event: AuditEvent) -> bytes:
     """The exact bytes hashed into the leaf: every stored field, canonical JSON."""
-    return json.dumps(
-        {
-            "id": event.id,
-            "created_at": event.created_at.astimezone(dt.UTC).isoformat(),
-            "type": event.event_type,
-            "actor": event.actor,
-            "service": event.service_id,
-            "subject_type": event.subject_type,
-            "subject_id": event.subject_id,
-            "data": event.data,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    return canonical_json(
+        canonical_entry(
+            id=event.id,
+            created_at=event.created_at,
+            event_type=event.event_type,
+            actor=event.actor,
+            service_id=event.service_id,
+            subject_type=event.subject_type,
+            subject_id=event.subject_id,
+            data=event.data,
+        )
+    )
+
+
+# --- crypto-shredding (GAI-11) -------------------------------------------------------------------
+
+SEALED_FIELD = "sealed"
+_WRAP_PURPOSE = "audit-subject-key-wrap"
+
+
+def _wrapper(keys: KeyStore) -> AESGCM:
+    return AESGCM(keys.derive(_WRAP_PURPOSE))
+
+
+def _subject_key(session: Session, keys: KeyStore, subject: str, *, create: bool) -> bytes | None:
+    row = session.get(AuditSubjectKey, subject)
+    if row is None:
+        if not create:
+            return None
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = secrets.token_bytes(12)
+        wrapped = nonce + _wrapper(keys).encrypt(nonce, key, subject.encode())
+        session.add(AuditSubjectKey(subject=subject, wrapped_key=base64.b64encode(wrapped).decode()))
+        session.flush()
+        return key
+    if row.wrapped_key is None:
+        if create:
+            raise InvalidInput(f"the data of {subject} was erased; no new personal data may be sealed for it")
+        return None
+    raw = base64.b64decode(row.wrapped_key)
+    return _wrapper(keys).decrypt(raw[:12], raw[12:], subject.encode())
+
+
+def seal(session: Session, keys: KeyStore, subject: str, personal: dict[str, Any]) -> dict[str, str]:
+    """Encrypt ``personal`` under the subject's own key; the subject reference is bound as AAD."""
+    key = _subject_key(session, keys, subject, create=True)
+    assert key is not None
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(key).encrypt(nonce, canonical_json(personal), subject.encode())
+    return {"subject": subject, "ct": base64.b64encode(nonce + sealed).decode()}
+
+
+def unseal(session: Session, keys: KeyStore, event: AuditEvent) -> dict[str, Any] | None:
+    """The personal data sealed in ``event``, or None when there is none or its key was shredded."""
+    sealed = (event.data or {}).get(SEALED_FIELD)
+    if not isinstance(sealed, dict):
+        return None
+    subject = str(sealed.get("subject", ""))
+    key = _subject_key(session, keys, subject, create=False)
+    if key is None:
+        return None
+    raw = base64.b64decode(str(sealed.get("ct", "")))
+    try:
+        value: dict[str, Any] = json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], subject.encode()))
+    except InvalidTag:
+        return None
+    return value
+
+
+def shred_subject(session: Session, subject: str, *, actor: str) -> bool:
+    """Erase a subject's sealed personal data everywhere by destroying its key (GAI-11).
+
+    No event changes: the ciphertext stays in the leaves, so the tree and every checkpoint still
+    verify, but nothing can decrypt it any more. Returns whether a key existed.
+    """
+    row = session.get(AuditSubjectKey, subject, with_for_update=True)
+    if row is None or row.wrapped_key is None:
+        return False
+    row.wrapped_key = None
+    row.shredded_at = utcnow()
+    record(session, "audit.subject_shredded", actor=actor, subject_type="data_subject", subject_id=subject)
+    return True
 
 
 def _tree(session: Session, *, lock: bool) -> AuditTree:
@@ -82,17 +201,23 @@ def _tree(session: Session, *, lock: bool) -> AuditTree:
 def integrate(session: Session, batch: int = INTEGRATE_BATCH) -> int:
     """Give pending events contiguous leaf indexes and extend the tree. Returns how many."""
     tree = _tree(session, lock=True)
-    pending = session.scalars(
-        select(AuditEvent).where(AuditEvent.leaf_index.is_(None)).order_by(AuditEvent.id).limit(batch)
+    # Plain rows and one bulk UPDATE by primary key: loading ORM objects and flushing them one by
+    # one cost most of the sequencer's time, which the gateway's workers share with requests.
+    pending = session.execute(
+        select(AuditEvent.__table__)
+        .where(AuditEvent.leaf_index.is_(None))
+        .order_by(AuditEvent.id)
+        .limit(batch)
     ).all()
     if not pending:
         return 0
     frontier = CompactRange.from_state(tree.size, [bytes.fromhex(h) for h in tree.frontier])
-    for event in pending:
-        digest = leaf_hash(canonical_event_bytes(event))
-        event.leaf_index = frontier.size
-        event.leaf_hash = digest.hex()
+    assigned: list[dict[str, Any]] = []
+    for row in pending:
+        digest = leaf_hash(canonical_event_bytes(cast(AuditEvent, row)))  # a row has the same fields
+        assigned.append({"id": row.id, "leaf_index": frontier.size, "leaf_hash": digest.hex()})
         frontier.append(digest)
+    session.execute(update(AuditEvent), assigned)
     tree.size = frontier.size
     tree.frontier = [h.hex() for h in frontier.state()]
     tree.root = frontier.root().hex()
@@ -133,6 +258,11 @@ class VerifyReport:
     pending: int
     first_bad_index: int | None = None
     problems: list[str] = field(default_factory=list)
+    first_bad_checkpoint: int | None = None
+    """Tree size of the first checkpoint whose note, signature or stored copy is wrong."""
+    purged: int = 0
+    range: tuple[int, int] | None = None
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -142,70 +272,218 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "pending": self.pending,
             "first_bad_index": self.first_bad_index,
+            "first_bad_checkpoint": self.first_bad_checkpoint,
+            "purged": self.purged,
+            "range": list(self.range) if self.range else None,
             "problems": self.problems,
+            "notes": self.notes,
         }
 
 
-def verify(session: Session, verifier: NoteVerifier) -> VerifyReport:
+class _Problems:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.first_bad: int | None = None
+        self.first_bad_checkpoint: int | None = None
+
+    def bad(self, index: int, message: str) -> None:
+        self.messages.append(message)
+        if self.first_bad is None or index < self.first_bad:
+            self.first_bad = index
+
+    def bad_checkpoint(self, size: int, message: str) -> None:
+        self.bad(size, message)
+        if self.first_bad_checkpoint is None or size < self.first_bad_checkpoint:
+            self.first_bad_checkpoint = size
+
+
+@dataclass
+class _Row:
+    leaf_index: int
+    leaf_hash: str | None
+    entry: dict[str, Any] | None
+    """The canonical entry rebuilt from the stored columns; None when a column is unreadable."""
+    error: str | None
+    purged: bool
+    event_type: str
+    data: Any
+
+
+def _parse_time(value: Any) -> dt.datetime:
+    parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _stored_rows(session: Session, start: int = 0, end: int | None = None) -> Iterator[_Row]:
+    """Integrated events as stored, read column by column so a corrupted value is reported, not raised.
+
+    The time and JSON columns are read without SQLAlchemy's result processing (a byte flipped in
+    a SQLite text value would otherwise make the whole query fail); PostgreSQL still hands back
+    typed values, which ``_parse_time`` and the ``str`` check accept as well.
+    """
+    t = AuditEvent
+    stmt = (
+        select(
+            t.leaf_index,
+            t.leaf_hash,
+            t.id,
+            type_coerce(t.created_at, Text),
+            t.event_type,
+            t.actor,
+            t.service_id,
+            t.subject_type,
+            t.subject_id,
+            type_coerce(t.data, Text),
+            t.purged_at,
+        )
+        .where(t.leaf_index.is_not(None), t.leaf_index >= start)
+        .order_by(t.leaf_index)
+        .execution_options(yield_per=5000)
+    )
+    if end is not None:
+        stmt = stmt.where(t.leaf_index < end)
+    for index, digest, id_, created, etype, actor, service, stype, sid, raw, purged in session.execute(stmt):
+        entry: dict[str, Any] | None = None
+        error = None
+        data: Any = None
+        try:
+            data = json.loads(raw) if isinstance(raw, str | bytes) else raw
+            entry = canonical_entry(
+                id=id_,
+                created_at=_parse_time(created),
+                event_type=etype,
+                actor=actor,
+                service_id=service,
+                subject_type=stype,
+                subject_id=sid,
+                data=data,
+            )
+        except (ValueError, TypeError) as exc:
+            error = f"stored event is unreadable ({type(exc).__name__})"
+        assert index is not None
+        yield _Row(index, digest, entry, error, purged is not None, etype, data)
+
+
+def _purge_ranges(data: Any) -> list[tuple[int, int]]:
+    ranges = data.get("ranges", []) if isinstance(data, dict) else []
+    return [(int(lo), int(hi)) for lo, hi in ranges]
+
+
+def verify(
+    session: Session, verifier: NoteVerifier, *, start: int | None = None, end: int | None = None
+) -> VerifyReport:
     """Recompute every leaf from its stored event and check the tree against every signed checkpoint.
 
     Names the first leaf index at which the stored data no longer matches what was committed to.
+    With ``start``/``end`` only events in ``[start, end)`` are recomputed; the leaf hashes of the
+    whole tree are still checked against the checkpoints (that costs one hash per leaf).
+
+    A purged event (retention dropped its payload) cannot be recomputed: its stored leaf hash is
+    then authenticated by the checkpoints alone, and it must lie in a range that an integrated
+    ``audit.purged`` event announced — otherwise "purging" would be a way to hide an edit.
     """
-    problems: list[str] = []
-    first_bad: int | None = None
-
-    def bad(index: int, message: str) -> None:
-        nonlocal first_bad
-        problems.append(message)
-        if first_bad is None or index < first_bad:
-            first_bad = index
-
+    problems = _Problems()
+    bad = problems.bad
     tree = session.get(AuditTree, 1)
     size = tree.size if tree else 0
+    lo = max(0, start or 0)
+    hi = size if end is None else min(end, size)
+    if lo > hi:
+        raise InvalidInput(f"--from {lo} is past --to {hi}")
     # Two lists: the leaf hashes as stored, and as recomputed from the stored events. Checkpoints
     # authenticate the stored hashes; each event is then checked against its own stored hash, so
     # an edited event is named exactly, and a rewritten hash is caught by the checkpoints.
     stored: list[bytes] = []
+    recomputed: list[bytes] = []
+    purged_rows: list[int] = []
+    announced: list[tuple[int, int]] = []
     expected_index = 0
-    rows = session.execute(
-        select(AuditEvent).where(AuditEvent.leaf_index.is_not(None)).order_by(AuditEvent.leaf_index)
-    ).scalars()
-    for event in rows:
-        assert event.leaf_index is not None
-        if event.leaf_index != expected_index:
-            bad(expected_index, f"leaf {expected_index} is missing (next stored leaf is {event.leaf_index})")
-            expected_index = event.leaf_index
-        digest = leaf_hash(canonical_event_bytes(event))
-        if event.leaf_hash != digest.hex():
-            bad(event.leaf_index, f"leaf {event.leaf_index}: event content does not match its leaf hash")
+    checked = 0
+    located: list[int] = []
+    """Leaves named exactly; a checkpoint mismatch in their interval is blamed on them."""
+
+    def leaf_bad(index: int, message: str) -> None:
+        bad(index, message)
+        located.append(index)
+
+    for row in _stored_rows(session):
+        if not isinstance(row.leaf_index, int):  # SQLite keeps whatever text is written to a column
+            leaf_bad(expected_index, f"a stored leaf index ({row.leaf_index!r}) is not a number")
+            continue
+        if row.leaf_index != expected_index:
+            if row.leaf_index < expected_index:
+                leaf_bad(row.leaf_index, f"leaf {row.leaf_index} is stored twice")
+                continue
+            leaf_bad(
+                expected_index, f"leaf {expected_index} is missing (next stored leaf is {row.leaf_index})"
+            )
+            # Placeholders keep list positions equal to leaf indexes for the checkpoint checks.
+            missing = row.leaf_index - expected_index
+            stored.extend([b"\0" * 32] * missing)
+            recomputed.extend([b"\0" * 32] * missing)
+            expected_index = row.leaf_index
+        index = row.leaf_index
         try:
-            stored.append(bytes.fromhex(event.leaf_hash or ""))
+            stored_hash = bytes.fromhex(row.leaf_hash or "")
+            # Only the lower-case spelling is ever written; "A" for "a" is an edit too.
+            if len(stored_hash) != 32 or stored_hash.hex() != row.leaf_hash:
+                raise ValueError
         except ValueError:
-            bad(event.leaf_index, f"leaf {event.leaf_index}: stored leaf hash is not hex")
-            stored.append(digest)
+            leaf_bad(index, f"leaf {index}: stored leaf hash is not a SHA-256 hex digest")
+            stored_hash = b"\0" * 32
+        stored.append(stored_hash)
+        recomputed_hash = leaf_hash(canonical_json(row.entry)) if row.entry is not None else stored_hash
+        recomputed.append(stored_hash if row.purged else recomputed_hash)
+        if row.purged:
+            purged_rows.append(index)
+        elif (
+            row.entry is not None
+            and row.event_type == "audit.purged"
+            and leaf_hash(canonical_json(row.entry)) == stored_hash
+        ):
+            announced.extend(_purge_ranges(row.data))
+        if lo <= index < hi and not row.purged:
+            checked += 1
+            if row.entry is None:
+                leaf_bad(index, f"leaf {index}: {row.error}")
+            elif recomputed_hash != stored_hash:
+                leaf_bad(index, f"leaf {index}: event content does not match its leaf hash")
         expected_index += 1
     if len(stored) != size:
         bad(min(len(stored), size), f"tree size is {size} but {len(stored)} leaves are stored")
+    for index in purged_rows:
+        if not any(a <= index < b for a, b in announced):
+            leaf_bad(index, f"leaf {index}: payload removed without an audited purge covering it")
 
     checkpoints = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size)).all()
     prefix_root = _PrefixRoots(stored)
+    recomputed_root = _PrefixRoots(recomputed)
     last_good_size = 0
     for cp in checkpoints:
         try:
             signed = verifier.verify(cp.note)
         except CheckpointError as exc:
-            bad(cp.size, f"checkpoint at size {cp.size}: {exc}")
+            problems.bad_checkpoint(cp.size, f"checkpoint at size {cp.size}: {exc}")
             continue
         if signed.size != cp.size or signed.root.hex() != cp.root:
-            bad(cp.size, f"checkpoint at size {cp.size}: stored size/root differ from the signed note")
+            problems.bad_checkpoint(
+                signed.size,
+                f"checkpoint at size {signed.size}: stored size/root differ from the signed note",
+            )
         if signed.size > len(stored):
             bad(len(stored), f"checkpoint at size {signed.size} is beyond the {len(stored)} stored leaves")
             continue
-        if prefix_root.root(signed.size) != signed.root:
-            # A leaf hash was rewritten (or a leaf removed): the change lies between the last
-            # checkpoint that still verifies and this one, and that is the index we can name.
+        if prefix_root.root(signed.size) != signed.root and recomputed_root.root(signed.size) == signed.root:
+            # Only stored leaf hashes were edited; the events still hash to the signed root, and
+            # the edited hashes were named one by one above.
+            last_good_size = signed.size
+        elif prefix_root.root(signed.size) != signed.root:
+            # A leaf hash was rewritten together with its event (or a leaf removed): the change lies
+            # between the last checkpoint that still verifies and this one. A leaf already named in
+            # that interval explains it; otherwise the interval's start is the best we can name.
+            explained = [i for i in located if last_good_size <= i < signed.size]
             bad(
-                last_good_size,
+                min(explained) if explained else last_good_size,
                 f"leaves {last_good_size}..{signed.size - 1} no longer match the checkpoint signed at "
                 f"size {signed.size}",
             )
@@ -215,14 +493,102 @@ def verify(session: Session, verifier: NoteVerifier) -> VerifyReport:
         bad(size, "the stored tree root does not match the stored leaves")
     pending = session.scalar(select(func.count()).where(AuditEvent.leaf_index.is_(None))) or 0
     return VerifyReport(
-        ok=not problems,
+        ok=not problems.messages,
         size=size,
-        checked=len(stored),
+        checked=checked,
         checkpoints=len(checkpoints),
         pending=pending,
-        first_bad_index=first_bad,
-        problems=problems,
+        first_bad_index=problems.first_bad,
+        problems=problems.messages,
+        first_bad_checkpoint=problems.first_bad_checkpoint,
+        purged=len(purged_rows),
+        range=(lo, hi) if start is not None or end is not None else None,
     )
+
+
+# --- proofs ---------------------------------------------------------------------------------------
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    return session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1))
+
+
+def checkpoint_at(session: Session, size: int | None) -> AuditCheckpoint:
+    """The signed checkpoint of exactly ``size`` leaves (the newest when None): proofs are only
+    useful against a root somebody signed."""
+    if size is None:
+        found = latest_checkpoint(session)
+        if found is None:
+            raise NotFound("no checkpoint has been signed yet")
+        return found
+    found = session.scalar(
+        select(AuditCheckpoint).where(AuditCheckpoint.size == size).order_by(AuditCheckpoint.id).limit(1)
+    )
+    if found is None:
+        raise NotFound(f"no signed checkpoint at tree size {size}")
+    return found
+
+
+def checkpoint_sizes(session: Session) -> list[int]:
+    return list(session.scalars(select(AuditCheckpoint.size).distinct().order_by(AuditCheckpoint.size)))
+
+
+def tree_levels(session: Session, size: int) -> TreeLevels:
+    """The stored leaf hashes up to ``size``. They are not trusted: every proof built from them is
+    checked by the client against a signed checkpoint, so a corrupted hash only yields a failing proof."""
+    hashes = session.scalars(
+        select(AuditEvent.leaf_hash)
+        .where(AuditEvent.leaf_index.is_not(None), AuditEvent.leaf_index < size)
+        .order_by(AuditEvent.leaf_index)
+        .execution_options(yield_per=20000)
+    )
+    raw = b"".join(bytes.fromhex(h or "") for h in hashes)
+    levels = TreeLevels(raw)
+    if levels.size != size:
+        raise NotFound(f"only {levels.size} of the {size} leaves are stored")
+    return levels
+
+
+def entry_for(session: Session, index: int) -> tuple[AuditEvent, dict[str, Any] | None]:
+    event = session.scalar(select(AuditEvent).where(AuditEvent.leaf_index == index))
+    if event is None:
+        raise NotFound(f"no integrated event at leaf index {index}")
+    if event.purged_at is not None:
+        return event, None
+    return event, json.loads(canonical_event_bytes(event))
+
+
+def inclusion(session: Session, index: int, size: int | None = None) -> dict[str, Any]:
+    """Inclusion proof of leaf ``index`` in the checkpoint of ``size`` (newest when None)."""
+    checkpoint = checkpoint_at(session, size)
+    if not 0 <= index < checkpoint.size:
+        raise InvalidInput(f"leaf index {index} is not in the checkpoint of size {checkpoint.size}")
+    event, entry = entry_for(session, index)
+    proof = tree_levels(session, checkpoint.size).inclusion_proof(index, checkpoint.size)
+    return {
+        "leaf_index": index,
+        "tree_size": checkpoint.size,
+        "leaf_hash": event.leaf_hash,
+        "entry": entry,
+        "proof": [p.hex() for p in proof],
+        "checkpoint": checkpoint.note,
+    }
+
+
+def consistency(session: Session, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+    """Consistency proof between two signed checkpoints (the newer defaults to the newest)."""
+    new = checkpoint_at(session, new_size)
+    old = checkpoint_at(session, old_size)
+    if old.size > new.size:
+        raise InvalidInput(f"old size {old.size} is larger than new size {new.size}")
+    proof = tree_levels(session, new.size).consistency_proof(old.size, new.size)
+    return {
+        "old_size": old.size,
+        "new_size": new.size,
+        "proof": [p.hex() for p in proof],
+        "old_checkpoint": old.note,
+        "new_checkpoint": new.note,
+    }
 
 
 class _PrefixRoots:
@@ -242,3 +608,155 @@ class _PrefixRoots:
             self._range.append(self.hashes[self._range.size])
         self._roots[size] = self._range.root()
         return self._roots[size]
+
+
+# --- retention, legal holds, purge (CSL-21 minimum, GAI-11 maximum) --------------------------------
+
+LOG_MINIMUM_DAYS = 184
+"""CSL-21 / LM-9: logs are kept at least six months; the longest six-month span has 184 days."""
+NEVER_PURGED = ("audit",)
+"""The log's own events (purge announcements, shredding, holds) are what verification relies on."""
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    default_days: int
+    days: dict[str, int]
+
+    @classmethod
+    def from_settings(cls, default_days: int, days: dict[str, int]) -> RetentionPolicy:
+        for name, value in {"default": default_days, **days}.items():
+            if not isinstance(value, int) or value < LOG_MINIMUM_DAYS:
+                raise InvalidInput(
+                    f"retention for {name!r} is {value} days; logs must be kept at least "
+                    f"{LOG_MINIMUM_DAYS} days (CSL-21, six months)",
+                    field="retention_days",
+                )
+        return cls(default_days=default_days, days=dict(days))
+
+    def days_for(self, record_type: str) -> int | None:
+        """Days to keep a record type (an event's family or ``generations``); None: kept forever."""
+        family = record_type.split(".", 1)[0]
+        if family in NEVER_PURGED:
+            return None
+        return self.days.get(record_type, self.days.get(family, self.default_days))
+
+
+def place_hold(session: Session, *, case_id: str, subject_id: str, reason: str, actor: str) -> LegalHold:
+    """Keep everything about ``subject_id`` (an account id, produce id…) while case ``case_id`` is open."""
+    if not case_id.strip() or not subject_id.strip():
+        raise InvalidInput("a legal hold needs a case id and a subject id")
+    hold = LegalHold(case_id=case_id, subject_id=subject_id, reason=reason, created_by=actor)
+    session.add(hold)
+    session.flush()
+    record(
+        session,
+        "audit.hold_placed",
+        actor=actor,
+        subject_type="legal_hold",
+        subject_id=str(hold.id),
+        data={"case": case_id, "subject": subject_id},
+    )
+    return hold
+
+
+def release_hold(session: Session, hold_id: int, *, actor: str) -> LegalHold:
+    hold = session.get(LegalHold, hold_id)
+    if hold is None:
+        raise NotFound(f"no legal hold {hold_id}")
+    if hold.released_at is None:
+        hold.released_at = utcnow()
+        record(
+            session,
+            "audit.hold_released",
+            actor=actor,
+            subject_type="legal_hold",
+            subject_id=str(hold.id),
+            data={"case": hold.case_id},
+        )
+    return hold
+
+
+def held_subjects(session: Session) -> set[str]:
+    return set(session.scalars(select(LegalHold.subject_id).where(LegalHold.released_at.is_(None))))
+
+
+@dataclass
+class PurgeResult:
+    events: int
+    generations: int
+    ranges: list[list[int]]
+
+
+def purge(
+    session: Session, policy: RetentionPolicy, *, actor: str = "system", now: dt.datetime | None = None
+) -> PurgeResult:
+    """Drop the payload of integrated events past their retention, keeping their leaf hashes.
+
+    Purging a Merkle log means keeping its skeleton: the row keeps its leaf index, leaf hash, type
+    and time, and loses actor, subjects and data. Checkpoints and proofs stay valid because they
+    only ever use leaf hashes; :func:`verify` accepts a payload-less leaf only inside a range an
+    integrated ``audit.purged`` event announced. Events under a legal hold, and events never
+    integrated, are left alone. Generation records past their retention are deleted.
+    """
+    from synthgate.provenance import service as provenance
+    from synthgate.provenance.models import Generation
+
+    now = now or utcnow()
+    held = held_subjects(session)
+    held_produce: set[str] = set()
+    if held:
+        held_produce = set(
+            session.scalars(select(Generation.produce_id).where(Generation.account_id.in_(held)))
+        )
+    held_all = held | held_produce
+    held_actors = {f"account:{h}" for h in held}
+    families = session.scalars(select(AuditEvent.event_type).distinct()).all()
+    purged_indexes: list[int] = []
+    for event_type in families:
+        days = policy.days_for(event_type)
+        if days is None:
+            continue
+        cutoff = now - dt.timedelta(days=days)
+        rows = session.execute(
+            select(AuditEvent.id, AuditEvent.leaf_index, AuditEvent.subject_id, AuditEvent.actor).where(
+                AuditEvent.event_type == event_type,
+                AuditEvent.created_at < cutoff,
+                AuditEvent.leaf_index.is_not(None),
+                AuditEvent.purged_at.is_(None),
+            )
+        ).all()
+        ids: list[int] = []
+        for event_id, index, subject, actor_ref in rows:
+            if index is None or subject in held_all or actor_ref in held_actors:
+                continue
+            ids.append(event_id)
+            purged_indexes.append(index)
+        for chunk in range(0, len(ids), 500):
+            session.execute(
+                update(AuditEvent)
+                .where(AuditEvent.id.in_(ids[chunk : chunk + 500]))
+                .values(actor="", service_id=None, subject_type=None, subject_id=None, data={}, purged_at=now)
+            )
+    generation_days = policy.days_for("generations")
+    generations = 0
+    if generation_days is not None:
+        generations = provenance.purge_generations(
+            session, before=now - dt.timedelta(days=generation_days), keep_accounts=held
+        )
+    purged_indexes.sort()
+    ranges: list[list[int]] = []
+    for i in purged_indexes:
+        if ranges and ranges[-1][1] == i:
+            ranges[-1][1] = i + 1
+        else:
+            ranges.append([i, i + 1])
+    if purged_indexes or generations:
+        record(
+            session,
+            "audit.purged",
+            actor=actor,
+            subject_type="audit_log",
+            data={"ranges": ranges, "events": len(purged_indexes), "generations": generations},
+        )
+    return PurgeResult(events=len(purged_indexes), generations=generations, ranges=ranges)

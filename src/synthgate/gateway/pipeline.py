@@ -26,7 +26,10 @@ from synthgate.identity import service as identity
 from synthgate.identity.models import Account
 from synthgate.keys import KeyStore
 from synthgate.labeling.text import TextLabel
-from synthgate.moderation.detectors import Finding, TermListDetector
+from synthgate.moderation import service as moderation_service
+from synthgate.moderation.policy import DEFAULT_POLICY
+from synthgate.moderation.policy import Stage as ModerationStage
+from synthgate.moderation.screener import Moderation, StreamScreener, build_screener, library_cache
 from synthgate.provenance.models import Generation
 from synthgate.registry import Registry
 from synthgate.rules import service as rules
@@ -73,6 +76,8 @@ class GenerationContext:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     generation: Generation | None = None
     current_stage: str = ""
+    moderation: Moderation | None = None
+    """Detectors and policy of this request, fixed at its first screening."""
 
     @property
     def input_sha256(self) -> str:
@@ -123,57 +128,61 @@ class RulesStage:
     def run(self, ctx: GenerationContext, session: Session) -> None:
         assert ctx.account is not None, "the rules stage runs after the identity stage"
         version = rules.ensure_current_accepted(session, ctx.service, ctx.account)
-        ctx.note(self.name, version=version.version)
+        ctx.note(self.name, version=version)
 
 
-def service_detector(ctx: GenerationContext) -> TermListDetector:
-    terms = list(ctx.settings.blocked_terms) + list(ctx.service.settings.get("blocked_terms", []))
-    return _detector_cache(tuple(terms))
+def moderation_for(ctx: GenerationContext, session: Session) -> Moderation:
+    """The request's detectors and policy, fixed at its first screening (input and output agree)."""
+    if ctx.moderation is None:
+        terms = list(ctx.settings.blocked_terms) + list(ctx.service.settings.get("blocked_terms", []))
+        policy, policy_version = moderation_service.policy_for(session, ctx.service)
+        ctx.moderation = Moderation(build_screener(library_cache.get(session), terms), policy, policy_version)
+    return ctx.moderation
 
 
-_DETECTORS: dict[tuple[str, ...], TermListDetector] = {}
-
-
-def _detector_cache(terms: tuple[str, ...]) -> TermListDetector:
-    detector = _DETECTORS.get(terms)
-    if detector is None:
-        if len(_DETECTORS) > 256:
-            _DETECTORS.clear()
-        detector = _DETECTORS[terms] = TermListDetector(terms)
-    return detector
-
-
-def _verdict(findings: list[Finding], detector: TermListDetector) -> dict[str, Any]:
-    return {
-        "action": "block" if findings else "allow",
-        "automated": True,
-        "policy": "term-list",
-        "detectors": {detector.name: detector.version},
-        "findings": [f.as_dict() for f in findings[:20]],
-    }
+def service_detector(ctx: GenerationContext) -> StreamScreener:
+    """What a stream guard screens an output with: the request's detectors, stopping on what the
+    policy blocks or holds. Without an input screening (no session here) it uses the library
+    version this process compiled last and the built-in policy."""
+    if ctx.moderation is None:
+        terms = list(ctx.settings.blocked_terms) + list(ctx.service.settings.get("blocked_terms", []))
+        ctx.moderation = Moderation(build_screener(library_cache.last(), terms), DEFAULT_POLICY, "builtin")
+    return ctx.moderation.stream(ctx.medium)
 
 
 class _ScreeningStage:
     name = ""
     phase: Phase = "check"
 
-    def _screen(self, ctx: GenerationContext, text: str) -> None:
-        detector = service_detector(ctx)
-        findings = detector.scan(text)
-        verdict = _verdict(findings, detector)
-        ctx.verdicts[self.name] = verdict
-        ctx.note(self.name, action=verdict["action"], findings=len(findings))
-        if findings:
-            first = findings[0]
-            raise Refused(
-                "moderation.blocked",
-                "DSP-10",
-                f"the {'input' if self.phase == 'check' else 'output'} contains content this service "
-                "does not allow",
-                stage=self.name,
-                category=first.category,
-                span=list(first.span) if first.span else None,
-            )
+    def _screen(self, ctx: GenerationContext, session: Session, text: str, *, streamed: bool = False) -> None:
+        stage: ModerationStage = "input" if self.phase == "check" else "output"
+        verdict = moderation_for(ctx, session).verdict(text, stage, ctx.medium)
+        record = verdict.as_dict()
+        if streamed:
+            # The stream guard already stopped anything the policy blocks; this is the full record.
+            record["streamed"] = True
+        ctx.verdicts[self.name] = record
+        ctx.note(
+            self.name,
+            action=verdict.action,
+            findings=len(verdict.findings),
+            categories=sorted({f.category for f, _ in verdict.findings}),
+            policy=verdict.policy_version,
+            detectors=verdict.detectors,
+        )
+        decisive = verdict.decisive
+        if streamed or decisive is None or verdict.action not in ("block", "review"):
+            return
+        held = verdict.action == "review"
+        raise Refused(
+            "moderation.held" if held else "moderation.blocked",
+            "DSP-10",
+            f"the {stage} contains content this service "
+            + ("holds for human review" if held else "does not allow"),
+            stage=self.name,
+            category=decisive.category,
+            span=list(decisive.span) if decisive.span else None,
+        )
 
 
 @stages.register("input_screening")
@@ -184,7 +193,7 @@ class InputScreeningStage(_ScreeningStage):
     phase: Phase = "check"
 
     def run(self, ctx: GenerationContext, session: Session) -> None:
-        self._screen(ctx, ctx.input_text)
+        self._screen(ctx, session, ctx.input_text)
 
 
 @stages.register("output_screening")
@@ -196,9 +205,8 @@ class OutputScreeningStage(_ScreeningStage):
 
     def run(self, ctx: GenerationContext, session: Session) -> None:
         assert ctx.output_text is not None
-        if "output_screening" in ctx.verdicts:
-            return  # already screened incrementally while streaming
-        self._screen(ctx, ctx.output_text)
+        # A stream was screened incrementally (nothing blocked got out); record the full verdict.
+        self._screen(ctx, session, ctx.output_text, streamed=ctx.streamed)
 
 
 def text_label_for(ctx: GenerationContext) -> TextLabel:

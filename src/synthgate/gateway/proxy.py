@@ -8,17 +8,18 @@ only the account's pseudonymous id.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
+import anyio
 import httpx
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from starlette.concurrency import run_in_threadpool
 
 from synthgate.errors import InvalidInput, Refused, SynthgateError
 from synthgate.gateway.pipeline import GenerationContext, service_detector, text_label_for
@@ -27,7 +28,18 @@ from synthgate.gateway.streaming import StreamGuard
 from synthgate.web.deps import Caller, authenticate_key, bearer, get_gateway
 
 log = structlog.get_logger("synthgate.proxy")
+T = TypeVar("T")
 router = APIRouter(tags=["proxy"])
+
+
+async def in_db_turn(limiter: anyio.CapacityLimiter, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run database work of the proxy in a thread, a few at a time per worker, in arrival order.
+
+    With dozens of requests in flight, letting each into its own thread makes them fight over the
+    GIL and the connection pool in no particular order, which is what stretches the tail; a FIFO
+    capacity limiter (``Settings.db_concurrency``) keeps the queue in the event loop, fair and cheap.
+    """
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
 
 
 class UpstreamError(SynthgateError):
@@ -94,22 +106,26 @@ async def chat_completions(
     gateway: Gateway = Depends(get_gateway),
 ) -> Response:
     try:
-        caller = await run_in_threadpool(
-            authenticate_key, gateway, credentials.credentials if credentials else None, "generate"
-        )
         body = _parse_body(await request.body())
         user = body.get("user") or request.headers.get("x-synthgate-user")
         if not isinstance(user, str) or not user:
             raise InvalidInput("name the end user in 'user' or the X-Synthgate-User header", field="user")
         model = body.get("model") if isinstance(body.get("model"), str) else None
-        ctx = await run_in_threadpool(
-            gateway.service.proxy_check, caller.service, user, messages_to_text(body["messages"]), model=model
-        )
+        secret = credentials.credentials if credentials else None
+        limiter: anyio.CapacityLimiter = request.app.state.db_limiter
+
+        def authenticate_and_check() -> tuple[Caller, GenerationContext]:
+            # One trip to the thread pool for both: each hop costs a context switch on the hot path.
+            caller = authenticate_key(gateway, secret, "generate")
+            text = messages_to_text(body["messages"])
+            return caller, gateway.service.proxy_check(caller.service, user, text, model=model)
+
+        caller, ctx = await in_db_turn(limiter, authenticate_and_check)
         url, headers, forwarded = _upstream_request(caller, gateway, body, ctx)
         client: httpx.AsyncClient = request.app.state.upstream
         if body.get("stream"):
-            return await _stream(gateway, client, ctx, url, headers, forwarded)
-        return await _complete(gateway, client, ctx, url, headers, forwarded)
+            return await _stream(gateway, limiter, client, ctx, url, headers, forwarded)
+        return await _complete(gateway, limiter, client, ctx, url, headers, forwarded)
     except SynthgateError as exc:
         return _openai_error(exc)
 
@@ -131,6 +147,7 @@ def _synthgate_block(ctx: GenerationContext, labels: dict[str, Any]) -> dict[str
 
 async def _complete(
     gateway: Gateway,
+    limiter: anyio.CapacityLimiter,
     client: httpx.AsyncClient,
     ctx: GenerationContext,
     url: str,
@@ -151,7 +168,7 @@ async def _complete(
         raise UpstreamError("the upstream answer is not a chat completion") from exc
     if not isinstance(content, str):
         raise UpstreamError("the upstream answer's content is not text")
-    done = await run_in_threadpool(gateway.service.proxy_complete, ctx, content)
+    done = await in_db_turn(limiter, gateway.service.proxy_complete, ctx, content)
     message["content"] = done.output
     answer["synthgate"] = _synthgate_block(ctx, done.labels)
     return JSONResponse(answer, headers=_tag_headers(ctx))
@@ -171,6 +188,7 @@ def _sse(payload: dict[str, Any]) -> bytes:
 
 async def _stream(
     gateway: Gateway,
+    limiter: anyio.CapacityLimiter,
     client: httpx.AsyncClient,
     ctx: GenerationContext,
     url: str,
@@ -188,14 +206,18 @@ async def _stream(
         return _upstream_failure(upstream.status_code, content)
     guard = StreamGuard(service_detector(ctx), text_label_for(ctx))
     return StreamingResponse(
-        _relay(gateway, upstream, ctx, guard),
+        _relay(gateway, limiter, upstream, ctx, guard),
         media_type="text/event-stream",
         headers={**_tag_headers(ctx), "Cache-Control": "no-cache"},
     )
 
 
 async def _relay(
-    gateway: Gateway, upstream: httpx.Response, ctx: GenerationContext, guard: StreamGuard
+    gateway: Gateway,
+    limiter: anyio.CapacityLimiter,
+    upstream: httpx.Response,
+    ctx: GenerationContext,
+    guard: StreamGuard,
 ) -> AsyncIterator[bytes]:
     template: dict[str, Any] = {
         "id": f"chatcmpl-{ctx.produce_id}",
@@ -239,7 +261,7 @@ async def _relay(
                 try:
                     safe = guard.feed(content)
                 except Refused as refusal:
-                    await run_in_threadpool(gateway.service.refuse, ctx, refusal)
+                    await in_db_turn(limiter, gateway.service.refuse, ctx, refusal)
                     yield chunk(None, "content_filter", synthgate={"refusal": refusal.as_dict()})
                     yield b"data: [DONE]\n\n"
                     return
@@ -267,22 +289,19 @@ async def _relay(
         )
         if guard.opening():
             yield chunk(guard.opening())
-    tail = guard.closing()
+    try:
+        tail = guard.closing()  # the last held-back characters are screened as final here
+    except Refused as refusal:
+        await in_db_turn(limiter, gateway.service.refuse, ctx, refusal)
+        yield chunk(None, "content_filter", synthgate={"refusal": refusal.as_dict()})
+        yield b"data: [DONE]\n\n"
+        return
     # The record is written before the tail and [DONE]: a client that saw a complete stream
     # has a recorded generation; if recording fails, the stream ends with an error instead.
     ctx.streamed = True
     ctx.labeled_output = guard.label.prefix + guard.text + guard.label.suffix
-    ctx.verdicts["output_screening"] = {
-        "action": "allow",
-        "automated": True,
-        "policy": "term-list",
-        "detectors": {guard.detector.name: guard.detector.version},
-        "findings": [],
-        "streamed": True,
-    }
-    ctx.note("output_screening", action="allow", findings=0, streamed=True)
     try:
-        done = await run_in_threadpool(gateway.service.proxy_complete, ctx, guard.text)
+        done = await in_db_turn(limiter, gateway.service.proxy_complete, ctx, guard.text)
     except SynthgateError as exc:
         yield _sse({"error": exc.as_dict()})
         return

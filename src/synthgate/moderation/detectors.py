@@ -1,36 +1,19 @@
-"""The detector protocol and the built-in term-list detector.
+"""The detector protocol, the per-character fold, and the plain term-list detector.
 
-Until the feature library lands, screening uses a configurable term list. Matching folds each
-character on its own (NFKC, then case-fold, kept only when it stays one character), so every
-match maps back to a span of the original text.
+``TermListDetector`` is a lexicon matcher over a bare list of terms (the deployment's and each
+service's ``blocked_terms``); it gets the same evasion-resistant matching as the feature library.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any, Protocol
 
+from synthgate.moderation.findings import Detector, Finding
+from synthgate.moderation.lexicon import LexiconEntry, LexiconMatcher
 
-@dataclass(frozen=True)
-class Finding:
-    detector: str
-    category: str
-    score: float
-    span: tuple[int, int] | None = None
-    evidence: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class Detector(Protocol):
-    name: str
-    version: str
-
-    def scan(self, text: str) -> list[Finding]: ...
+__all__ = ["Detector", "Finding", "TermListDetector", "fold"]
 
 
 @lru_cache(maxsize=65536)
@@ -44,26 +27,12 @@ def fold(text: str) -> str:
     return "".join(_fold_char(ch) for ch in text)
 
 
-class TermListDetector:
+class TermListDetector(LexiconMatcher):
     name = "term-list"
-    version = "1"
 
     def __init__(self, terms: Iterable[str], category: str = "blocked-term") -> None:
-        folded = {fold(t.strip()) for t in terms if t and t.strip()}
-        self.terms = sorted(folded, key=len, reverse=True)
+        unique = sorted({t.strip() for t in terms if t and t.strip()})
+        super().__init__(
+            (LexiconEntry(f"term:{i}", "term", t, category) for i, t in enumerate(unique)), version="1"
+        )
         self.category = category
-        self.max_len = max((len(t) for t in self.terms), default=0)
-
-    def scan(self, text: str) -> list[Finding]:
-        if not self.terms:
-            return []
-        haystack = fold(text)
-        findings: list[Finding] = []
-        for term in self.terms:
-            start = haystack.find(term)
-            while start != -1:
-                end = start + len(term)
-                findings.append(Finding(self.name, self.category, 1.0, (start, end), text[start:end]))
-                start = haystack.find(term, start + 1)
-        findings.sort(key=lambda f: f.span or (0, 0))
-        return findings

@@ -24,9 +24,32 @@ class Generation(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     streamed: Mapped[bool] = mapped_column(default=False)
     input_sha256: Mapped[str] = mapped_column(String(64))
-    output_sha256: Mapped[str] = mapped_column(String(64))
+    output_sha256: Mapped[str] = mapped_column(String(64), index=True)
     input_chars: Mapped[int] = mapped_column(default=0)
     output_chars: Mapped[int] = mapped_column(default=0)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     verdicts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    model_version: Mapped[str | None] = mapped_column(String(100), default=None)
+    algorithm_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    """The filed algorithm (DSP-19 filing) that produced this output, when known."""
+    digests: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Further digests of the delivered content, by kind: ``{"sha256": [...], "pdq": [...]}`` for
+    files and video frames; tracing looks them up through ``GenerationDigest``."""
+    delivered_unlabeled: Mapped[bool] = mapped_column(default=False)
+    """LM-9: delivered without the explicit label at the user's request."""
+    unlabeled_recipient: Mapped[str | None] = mapped_column(String(100), default=None)
+    """LM-9: who received the unlabeled content (a pseudonymous account id)."""
+
+
+class GenerationDigest(Base):
+    """One digest of delivered content, indexed so a file found in the wild finds its generation."""
+
+    __tablename__ = "generation_digests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``sha256`` (exact bytes) or ``pdq`` (perceptual, images / video frames)."""
+    value: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -110,24 +110,35 @@ def accept(session: Session, account: Account, version: str) -> RulesAcceptance:
     return acceptance
 
 
-def ensure_current_accepted(session: Session, service: Service, account: Account) -> RulesVersion:
-    latest = current(session, service)
+def ensure_current_accepted(session: Session, service: Service, account: Account) -> str:
+    """The current version label, if the account accepted it; otherwise a ``Refused`` (DSP-8).
+
+    One small query on the hot path: the newest version's id and label (never its body) and
+    whether this account accepted it.
+    """
+    accepted = (
+        select(RulesAcceptance.id)
+        .where(RulesAcceptance.account_id == account.id, RulesAcceptance.rules_version_id == RulesVersion.id)
+        .exists()
+    )
+    latest = session.execute(
+        select(RulesVersion.version, accepted)
+        .where(RulesVersion.service_id == service.id)
+        .order_by(RulesVersion.published_at.desc(), RulesVersion.id.desc())
+        .limit(1)
+    ).first()
     if latest is None:
         raise Refused(
             "rules.unpublished",
             "DSP-8",
             "this service has not published its rules and service agreement yet",
         )
-    accepted = session.scalar(
-        select(RulesAcceptance.id).where(
-            RulesAcceptance.account_id == account.id, RulesAcceptance.rules_version_id == latest.id
-        )
-    )
-    if accepted is None:
+    version, is_accepted = latest
+    if not is_accepted:
         raise Refused(
             "rules.not_accepted",
             "DSP-8",
-            f"accept the current rules (version {latest.version}) before generating",
-            rules_version=latest.version,
+            f"accept the current rules (version {version}) before generating",
+            rules_version=version,
         )
-    return latest
+    return str(version)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx
 import structlog
 from fastapi import FastAPI, Request
@@ -86,6 +88,34 @@ async def _noop_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
+class MetricsMiddleware:
+    """Counts requests and their duration per route template. Plain ASGI: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and a stream copy per request on the hot path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            metrics.HTTP_REQUESTS.labels(scope["method"], path, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(path).observe(time.perf_counter() - started)
+
+
 def _error_response(exc: SynthgateError) -> JSONResponse:
     headers = {}
     retry_after = exc.details.get("retry_after")
@@ -104,6 +134,12 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=10.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
         )
+        app.state.db_limiter = anyio.CapacityLimiter(settings.db_concurrency)
+        # Everything loaded so far (modules, models, templates) lives as long as the process:
+        # moving it out of the collector's generations keeps full collections short, and with
+        # them the pauses that would otherwise land in the latency tail.
+        gc.collect()
+        gc.freeze()
         scheduler = None
         if settings.scheduler:
             from synthgate.jobs import start_scheduler
@@ -113,7 +149,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             yield
         finally:
             if scheduler is not None:
-                scheduler.shutdown(wait=False)
+                scheduler.shutdown(wait=True)
             await app.state.upstream.aclose()
             gateway.close()
 
@@ -156,18 +192,6 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             return await database_unavailable(request, exc)
         raise exc
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        metrics.HTTP_SECONDS.labels(path).observe(time.perf_counter() - started)
-        return response
-
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Any:
         try:
@@ -183,9 +207,14 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    from synthgate.audit.api import router as audit_router
     from synthgate.gateway.api import router as generations_router
     from synthgate.gateway.proxy import router as proxy_router
     from synthgate.identity.api import router as identity_router
+    from synthgate.labeling.api import router as labels_router
+    from synthgate.labeling.inspect_api import pages as inspect_pages
+    from synthgate.labeling.inspect_api import router as inspect_router
+    from synthgate.provenance.api import router as provenance_router
     from synthgate.rules.api import router as rules_router
     from synthgate.web.console import mount_console
     from synthgate.web.public import router as public_router
@@ -195,7 +224,13 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.include_router(generations_router)
     app.include_router(proxy_router)
     app.include_router(public_router)
+    app.include_router(audit_router)
+    app.include_router(provenance_router)
+    app.include_router(inspect_router)
+    app.include_router(inspect_pages)
+    app.include_router(labels_router)
     mount_console(app)
 
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 23:17:43.374458
+Create Date: 2026-11-24 23:24:59.535730
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("leaf_index", sa.BigInteger(), nullable=True),
         sa.Column("leaf_hash", sa.String(length=64), nullable=True),
+        sa.Column("purged_at", synthgate.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
         sa.UniqueConstraint("leaf_index", name=op.f("uq_audit_events_leaf_index")),
     )
@@ -59,6 +60,31 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_events_subject_id"), ["subject_id"], unique=False)
 
     op.create_table(
+        "audit_legal_holds",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("case_id", sa.String(length=64), nullable=False),
+        sa.Column("subject_id", sa.String(length=100), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("released_at", synthgate.db.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_legal_holds")),
+    )
+    with op.batch_alter_table("audit_legal_holds", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_legal_holds_case_id"), ["case_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_legal_holds_subject_id"), ["subject_id"], unique=False)
+
+    op.create_table(
+        "audit_subject_keys",
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("wrapped_key", sa.Text(), nullable=True),
+        sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("shredded_at", synthgate.db.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("subject", name=op.f("pk_audit_subject_keys")),
+    )
+    op.create_table(
         "audit_tree",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
@@ -66,6 +92,49 @@ def upgrade() -> None:
         sa.Column("root", sa.String(length=64), nullable=False),
         sa.Column("updated_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_tree")),
+    )
+    op.create_table(
+        "moderation_library_entries",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("value_key", sa.String(length=64), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("severity", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(length=200), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("admitted_by", sa.String(length=200), nullable=False),
+        sa.Column("admitted_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("admission_reason", sa.Text(), nullable=False),
+        sa.Column("admission_rule", sa.String(length=200), nullable=False),
+        sa.Column("decided_by", sa.String(length=200), nullable=True),
+        sa.Column("decided_at", synthgate.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decision_note", sa.Text(), nullable=False),
+        sa.Column("added_in_version", sa.Integer(), nullable=True),
+        sa.Column("retired_in_version", sa.Integer(), nullable=True),
+        sa.Column("retire_requested", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_library_entries")),
+    )
+    with op.batch_alter_table("moderation_library_entries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_moderation_library_entries_added_in_version"), ["added_in_version"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_moderation_library_entries_category"), ["category"], unique=False
+        )
+        batch_op.create_index("ix_moderation_library_entries_kind_value", ["kind", "value_key"], unique=False)
+        batch_op.create_index(batch_op.f("ix_moderation_library_entries_status"), ["status"], unique=False)
+
+    op.create_table(
+        "moderation_library_versions",
+        sa.Column("version", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("published_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_by", sa.String(length=200), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("entries", sa.Integer(), nullable=False),
+        sa.Column("added", sa.Integer(), nullable=False),
+        sa.Column("retired", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("version", name=op.f("pk_moderation_library_versions")),
     )
     op.create_table(
         "operators",
@@ -143,6 +212,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_keys_service_id"), ["service_id"], unique=False)
 
     op.create_table(
+        "moderation_policies",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("service_id", sa.String(length=32), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["service_id"], ["services.id"], name=op.f("fk_moderation_policies_service_id_services")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_policies")),
+    )
+    with op.batch_alter_table("moderation_policies", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_moderation_policies_service_id"), ["service_id"], unique=False)
+
+    op.create_table(
         "operator_sessions",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -216,6 +301,11 @@ def upgrade() -> None:
         sa.Column("labels", sa.JSON(), nullable=False),
         sa.Column("verdicts", sa.JSON(), nullable=False),
         sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("model_version", sa.String(length=100), nullable=True),
+        sa.Column("algorithm_id", sa.String(length=200), nullable=True),
+        sa.Column("digests", sa.JSON(), nullable=False),
+        sa.Column("delivered_unlabeled", sa.Boolean(), nullable=False),
+        sa.Column("unlabeled_recipient", sa.String(length=100), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_generations_account_id_accounts")
         ),
@@ -228,6 +318,7 @@ def upgrade() -> None:
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_generations_account_id"), ["account_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_generations_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_generations_output_sha256"), ["output_sha256"], unique=False)
         batch_op.create_index(batch_op.f("ix_generations_service_id"), ["service_id"], unique=False)
 
     op.create_table(
@@ -334,11 +425,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_verifications_account_id"), ["account_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_verifications_subject_lookup"), ["subject_lookup"], unique=False)
 
+    op.create_table(
+        "generation_digests",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("generation_id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.String(length=128), nullable=False),
+        sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["generation_id"],
+            ["generations.id"],
+            name=op.f("fk_generation_digests_generation_id_generations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_generation_digests")),
+    )
+    with op.batch_alter_table("generation_digests", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_generation_digests_generation_id"), ["generation_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_generation_digests_value"), ["value"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("generation_digests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_generation_digests_value"))
+        batch_op.drop_index(batch_op.f("ix_generation_digests_generation_id"))
+
+    op.drop_table("generation_digests")
     with op.batch_alter_table("verifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_verifications_subject_lookup"))
         batch_op.drop_index(batch_op.f("ix_verifications_account_id"))
@@ -365,6 +482,7 @@ def downgrade() -> None:
     op.drop_table("otp_challenges")
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_generations_service_id"))
+        batch_op.drop_index(batch_op.f("ix_generations_output_sha256"))
         batch_op.drop_index(batch_op.f("ix_generations_created_at"))
         batch_op.drop_index(batch_op.f("ix_generations_account_id"))
 
@@ -381,6 +499,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_operator_sessions_operator_id"))
 
     op.drop_table("operator_sessions")
+    with op.batch_alter_table("moderation_policies", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_moderation_policies_service_id"))
+
+    op.drop_table("moderation_policies")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_service_id"))
 
@@ -391,7 +513,21 @@ def downgrade() -> None:
     op.drop_table("accounts")
     op.drop_table("services")
     op.drop_table("operators")
+    op.drop_table("moderation_library_versions")
+    with op.batch_alter_table("moderation_library_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_moderation_library_entries_status"))
+        batch_op.drop_index("ix_moderation_library_entries_kind_value")
+        batch_op.drop_index(batch_op.f("ix_moderation_library_entries_category"))
+        batch_op.drop_index(batch_op.f("ix_moderation_library_entries_added_in_version"))
+
+    op.drop_table("moderation_library_entries")
     op.drop_table("audit_tree")
+    op.drop_table("audit_subject_keys")
+    with op.batch_alter_table("audit_legal_holds", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_legal_holds_subject_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_legal_holds_case_id"))
+
+    op.drop_table("audit_legal_holds")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_subject_id"))
         batch_op.drop_index(batch_op.f("ix_audit_events_service_id"))

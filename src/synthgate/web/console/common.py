@@ -173,7 +173,7 @@ def page(permission: str | None, *, before_password_change: bool = False) -> Cal
         if viewer.must_change_password and not before_password_change:
             raise PasswordChangeRequired()
         if permission is not None and not viewer.can(permission):
-            raise AccessDenied(f"your role ({viewer.role}) may not open this page", viewer)
+            raise AccessDenied(f"Your role ({viewer.role}) may not open this page.", viewer)
         return viewer
 
     return dependency
@@ -195,9 +195,9 @@ def action(
         ):
             raise CsrfRejected()
         if viewer.must_change_password and not before_password_change:
-            raise AccessDenied("set your own password first", viewer)
+            raise AccessDenied("Set your own password first.", viewer)
         if permission is not None and not viewer.can(permission):
-            raise AccessDenied(f"your role ({viewer.role}) may not do this", viewer)
+            raise AccessDenied(f"Your role ({viewer.role}) may not do this.", viewer)
         return viewer
 
     return dependency

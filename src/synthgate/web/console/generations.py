@@ -50,6 +50,7 @@ def list_generations(
             limit=PAGE_SIZE + 1,
             offset=offset,
         )
+        accounts = queries.accounts_by_id(session, {g.account_id for g in rows})
     return render(
         request,
         "console/generations.html",
@@ -61,6 +62,7 @@ def list_generations(
             "page_size": PAGE_SIZE,
             "services": services,
             "services_by_id": {s.id: s for s in services},
+            "accounts_by_id": accounts,
             "filters": {"service": service, "account": account, "date_from": date_from, "date_to": date_to},
         },
         error=error,
@@ -76,6 +78,7 @@ def show_generation(
         with html_errors(viewer):
             generation = queries.generation(session, produce_id)
             service = governance.get_service(session, generation.service_id)
+            account = queries.account(session, generation.account_id)
         events = (
             queries.audit_events(session, subject_id=produce_id, limit=100)
             if viewer.can("audit.read")
@@ -88,6 +91,7 @@ def show_generation(
         {
             "generation": generation,
             "service": service,
+            "account": account,
             "labels_json": json.dumps(generation.labels, ensure_ascii=False, indent=2, sort_keys=True),
             "verdicts_json": json.dumps(generation.verdicts, ensure_ascii=False, indent=2, sort_keys=True),
             "events": list(reversed(events)),

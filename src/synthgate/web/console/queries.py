@@ -90,6 +90,12 @@ def account(session: Session, account_id: str) -> Account:
     return found
 
 
+def accounts_by_id(session: Session, ids: set[str]) -> dict[str, Account]:
+    if not ids:
+        return {}
+    return {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(ids)))}
+
+
 def latest_accounts(session: Session, limit: int = 50) -> list[Account]:
     return list(session.scalars(select(Account).order_by(Account.created_at.desc()).limit(limit)))
 
@@ -145,7 +151,7 @@ def audit_events(
     if event_type:
         # A trailing dot selects a family: ``account.`` finds every account event.
         if event_type.endswith("."):
-            stmt = stmt.where(AuditEvent.event_type.startswith(event_type))
+            stmt = stmt.where(AuditEvent.event_type.startswith(event_type, autoescape=True))
         else:
             stmt = stmt.where(AuditEvent.event_type == event_type)
     if subject_id:

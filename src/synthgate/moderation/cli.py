@@ -1,0 +1,198 @@
+"""``synthgate library …`` (the feature library's procedure) and ``synthgate screen``.
+
+The helpers of ``synthgate.cli`` are imported inside the commands: that module registers these.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+library_app = typer.Typer(
+    help="The feature library (DSP-10, TC-8.1): import, approve, publish, export.", no_args_is_help=True
+)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ActorOpt = Annotated[str | None, typer.Option(help="Who acts (default: cli:<user>)")]
+
+
+def _fmt(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in ("csv", "json"):
+        raise typer.BadParameter("library files end in .csv or .json")
+    return suffix
+
+
+@library_app.command("import")
+def library_import(
+    file: Annotated[Path, typer.Argument(help="A .csv or .json library file", exists=True, dir_okay=False)],
+    source: Annotated[str, typer.Option(help="Source recorded for rows that name none")] = "",
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose every entry of FILE (they still need approval by someone else, then publishing)."""
+    from synthgate.cli import _actor, _gateway, _print_json, _run, out
+    from synthgate.moderation import service as library
+
+    fmt = _fmt(file)
+    gateway = _gateway()
+
+    def run() -> dict[str, Any]:
+        with gateway.db.session() as session:
+            entries = library.import_file(
+                session, file.read_bytes(), fmt, actor=actor or _actor(), source=source or file.name
+            )
+            return {"proposed": len(entries), "status": "pending"}
+
+    result = _run(run)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"{result['proposed']} entries proposed; approve them, then publish a version")
+
+
+@library_app.command("approve")
+def library_approve(
+    entry: Annotated[
+        list[str] | None, typer.Argument(help="Entry ids (default: every pending entry)")
+    ] = None,
+    reject: Annotated[bool, typer.Option(help="Reject instead of approving")] = False,
+    note: Annotated[str, typer.Option(help="Why")] = "",
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve (or reject) pending entries; the approver must not be who admitted them."""
+    from synthgate.cli import _actor, _gateway, _print_json, _run, out
+    from synthgate.moderation import service as library
+
+    gateway = _gateway()
+
+    def run() -> dict[str, Any]:
+        with gateway.db.session() as session:
+            ids = entry or library.pending_ids(session)
+            decided = library.decide(session, ids, approve=not reject, actor=actor or _actor(), note=note)
+            return {"decided": len(decided), "status": "rejected" if reject else "approved"}
+
+    result = _run(run)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"{result['decided']} entries {result['status']}")
+
+
+@library_app.command("publish")
+def library_publish(
+    note: Annotated[str, typer.Option(help="What changed")] = "",
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish approved changes as a new version; every worker picks it up on its next request."""
+    from synthgate.cli import _actor, _gateway, _print_json, _run, out
+    from synthgate.moderation import service as library
+
+    gateway = _gateway()
+
+    def run() -> dict[str, Any]:
+        with gateway.db.session() as session:
+            row = library.publish(session, actor=actor or _actor(), note=note)
+            return {
+                "version": row.version,
+                "entries": row.entries,
+                "added": row.added,
+                "retired": row.retired,
+            }
+
+    result = _run(run)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(
+            f"library version {result['version']} published: {result['entries']} entries "
+            f"(+{result['added']}, -{result['retired']})"
+        )
+
+
+@library_app.command("export")
+def library_export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="A .csv or .json file to write")],
+    all_entries: Annotated[
+        bool, typer.Option("--all", help="Include pending, rejected and retired entries")
+    ] = False,
+) -> None:
+    """Write the library with every entry's admission record (CSV or JSON by extension)."""
+    from synthgate.cli import _gateway, _run, out
+    from synthgate.moderation import service as library
+
+    fmt = _fmt(output)
+    gateway = _gateway()
+
+    def run() -> int:
+        with gateway.db.session() as session:
+            rows = library.export_rows(session, include_inactive=all_entries)
+            output.write_bytes(library.render_export(rows, fmt, version=library.current_version(session)))
+            return len(rows)
+
+    count = _run(run)
+    out.print(f"{count} entries written to {output}")
+
+
+def screen(
+    text: Annotated[str | None, typer.Option(help="Text to screen")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A UTF-8 text file to screen", exists=True, dir_okay=False)
+    ] = None,
+    stage: Annotated[str, typer.Option(help="input or output")] = "input",
+    service: Annotated[str | None, typer.Option(help="Screen under this service's terms and policy")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Screen a text with the published library, PII and injection detectors and the policy."""
+    from synthgate.cli import _gateway, _print_json, _run, err, out
+    from synthgate.errors import InvalidInput, NotFound
+    from synthgate.governance.models import Service
+    from synthgate.moderation import service as library
+    from synthgate.moderation.screener import Moderation, build_screener, library_cache
+
+    if (text is None) == (file is None):
+        raise typer.BadParameter("give exactly one of --text or --file")
+    if stage not in ("input", "output"):
+        raise typer.BadParameter("--stage is input or output")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            err.print(f"[red]error:[/red] {file} is not UTF-8 text")
+            raise typer.Exit(2) from exc
+    assert text is not None
+    gateway = _gateway()
+
+    def run() -> dict[str, Any]:
+        with gateway.db.session() as session:
+            svc = None
+            if service:
+                svc = (
+                    session.query(Service).filter((Service.slug == service) | (Service.id == service)).first()
+                )
+                if svc is None:
+                    raise NotFound(f"no service {service}")
+            terms = list(gateway.settings.blocked_terms) + list(
+                svc.settings.get("blocked_terms", []) if svc else []
+            )
+            policy, version = library.policy_for(session, svc)
+            moderation = Moderation(build_screener(library_cache.get(session), terms), policy, version)
+            if len(text) > 10_000_000:
+                raise InvalidInput("text longer than 10,000,000 characters")
+            return moderation.verdict(text, "input" if stage == "input" else "output").as_dict()
+
+    verdict = _run(run)
+    if as_json:
+        _print_json(verdict)
+    else:
+        out.print(f"action: [bold]{verdict['action']}[/bold] (policy {verdict['policy_version']})")
+        for f in verdict["findings"]:
+            out.print(
+                f"  {f['action']:6} {f['category']:16} {f['detector']:16} {f['span']} {f['evidence']!r}"
+            )
+    if verdict["action"] in ("block", "review"):
+        sys.exit(1)
