@@ -44,7 +44,7 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
-out = Console()
+out = Console(soft_wrap=True)  # long lines (passwords, URLs) must not be broken in logs
 err = Console(stderr=True)
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

@@ -7,6 +7,7 @@ workers at once is safe and merely redundant. The jobs themselves run in a separ
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -125,5 +126,8 @@ def start_scheduler(gateway: Gateway) -> BackgroundScheduler:
             max_instances=1,
             coalesce=True,
         )
+    # While the job process spawns (a second or two) the first runs find the previous one still
+    # going and are skipped, as they should be; that is not worth a warning at every start.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler.start()
     return scheduler
