@@ -88,7 +88,7 @@ def library_publish(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish approved changes as a new version; every worker picks it up on its next request."""
+    """Publish approved changes as a new version; every worker picks it up within a second."""
     from synthgate.cli import _actor, _gateway, _print_json, _run, out
     from synthgate.moderation import service as library
 

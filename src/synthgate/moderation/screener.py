@@ -1,10 +1,11 @@
 """Screening one text: the detectors a service uses, the policy, and the verdict.
 
-The compiled feature library is shared by every request of a process. Each screening reads the
-newest published version number (one primary-key query); when it differs from the compiled one,
-one thread recompiles while the others keep screening with the version they have, and the new
-matcher replaces the old in one reference assignment. A worker therefore picks up a new version
-on its next request, never restarts, and never lets a request through unscreened.
+The compiled feature library is shared by every request of a process. The newest published
+version number is read at most once a second per worker (one small query; a publication made in
+this worker is seen at once); when it differs from the compiled one, one thread recompiles while
+the others keep screening with the version they have, and the new matcher replaces the old in one
+reference assignment. A worker therefore picks up a new version within a second, never restarts,
+and never lets a request through unscreened.
 """
 
 from __future__ import annotations
