@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -135,11 +134,6 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
         )
         app.state.db_limiter = anyio.CapacityLimiter(settings.db_concurrency)
-        # Everything loaded so far (modules, models, templates) lives as long as the process:
-        # moving it out of the collector's generations keeps full collections short, and with
-        # them the pauses that would otherwise land in the latency tail.
-        gc.collect()
-        gc.freeze()
         scheduler = None
         if settings.scheduler:
             from synthgate.jobs import start_scheduler
