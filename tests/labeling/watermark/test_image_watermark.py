@@ -85,8 +85,9 @@ def test_lm5_threshold_is_the_p_value_bound(marked: Image.Image) -> None:
 
 def test_dsp18_survives_jpeg50_after_half_size_resize() -> None:
     # A 512 × 512 photo shrunk to 256 × 256 and saved at JPEG quality 50 (4:2:0). This chain is the
-    # codec's weakest point on small, busy photos (see docs/performance.md); the moon is a real photo
-    # with typical detail.
+    # codec's weakest point: over the benchmark set it recovers the payload on only 38–45 % of images
+    # (docs/performance.md; issue 4 stays open for it). The moon is one photo where it holds; this
+    # test guards that case against regressions, it does not show the target is met.
     marked = ImageCodec(KEY).embed(photo("moon"), PAYLOAD)
     small = marked.resize((256, 256), Image.Resampling.LANCZOS)
     found = ImageCodec(KEY).detect(jpeg(small, 50))
