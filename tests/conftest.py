@@ -258,6 +258,35 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     stop(server.process)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A real headless Chromium (Debian's, driven by Playwright; no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    # Not a skip: `make test` installs it, and a browser test that silently skips proves nothing.
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian 'chromium' (make system-deps)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
 @pytest.fixture
 def upstream() -> Iterator[str]:
     """A real OpenAI-compatible upstream process on loopback; yields its base URL (…/v1)."""

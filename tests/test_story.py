@@ -25,8 +25,6 @@ from synthgate.config import Settings
 from synthgate.labeling.text import is_conformant_label
 from tests.conftest import server_env, start_server, stop
 
-CHROMIUM = Path("/usr/bin/chromium")
-
 
 @pytest.fixture
 def sms_gateway() -> Iterator[tuple[str, list[dict[str, Any]]]]:
@@ -63,10 +61,12 @@ def cli(settings: Settings, *args: str) -> str:
 
 @pytest.mark.browser
 def test_story_end_to_end(
-    settings: Settings, upstream: str, sms_gateway: tuple[str, list[dict[str, Any]]], tmp_path: Path
+    settings: Settings,
+    upstream: str,
+    sms_gateway: tuple[str, list[dict[str, Any]]],
+    browser: Any,
+    tmp_path: Path,
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     sms_url, inbox = sms_gateway
     init = cli(settings, "init")
     admin_password = re.search(r"one-time password: (\S+)", init)
@@ -146,37 +146,23 @@ def test_story_end_to_end(
         assert answer.json()["synthgate"]["filing"]["number"] == "Beijing-XXX-202611240001"
 
         new_password = "a much longer secret 42!"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM),
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                ],
-            )
-            page = browser.new_page()
-            page.goto(server.url + "/console/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", admin_password.group(1))
-            page.click("button[type=submit]")
-            page.wait_for_url(re.compile(r".*/console/password.*"))
-            page.fill("input[name=current_password]", admin_password.group(1))
-            page.fill("input[name=new_password]", new_password)
-            page.fill("input[name=confirm_password]", new_password)
-            page.click("button[type=submit]")
-            page.goto(server.url + "/console/generations")
-            assert produce_id in page.content()
-            page.click(f"text={produce_id}")
-            page.wait_for_url(re.compile(f".*/console/generations/{produce_id}"))
-            detail = page.content()
-            assert "u-100" in detail and "explicit" in detail
-            page.screenshot(path=str(tmp_path / "story-generation.png"), full_page=True)
-            browser.close()
+        page = browser.new_page()
+        page.goto(server.url + "/console/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", admin_password.group(1))
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/console/password.*"))
+        page.fill("input[name=current_password]", admin_password.group(1))
+        page.fill("input[name=new_password]", new_password)
+        page.fill("input[name=confirm_password]", new_password)
+        page.click("button[type=submit]")
+        page.goto(server.url + "/console/generations")
+        assert produce_id in page.content()
+        page.click(f"text={produce_id}")
+        page.wait_for_url(re.compile(f".*/console/generations/{produce_id}"))
+        detail = page.content()
+        assert "u-100" in detail and "explicit" in detail
+        page.screenshot(path=str(tmp_path / "story-generation.png"), full_page=True)
         assert service["slug"] == "chat"
     finally:
         stop(server.process)

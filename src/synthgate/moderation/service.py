@@ -270,9 +270,9 @@ def _live_at(version: int) -> Any:
     )
 
 
-def lexicon_entries(session: Session, version: int) -> list[LexiconEntry]:
-    """The text entries (terms, patterns, allow-list) live in ``version``."""
-    rows = session.execute(
+def _live_rows(session: Session, version: int, kinds: tuple[str, ...]) -> Any:
+    """(id, kind, value, category, severity) of the entries of ``kinds`` live in ``version``."""
+    return session.execute(
         select(
             LibraryEntry.id,
             LibraryEntry.kind,
@@ -280,26 +280,20 @@ def lexicon_entries(session: Session, version: int) -> list[LexiconEntry]:
             LibraryEntry.category,
             LibraryEntry.severity,
         )
-        .where(*_live_at(version), LibraryEntry.kind.in_(("term", "pattern", "allow")))
+        .where(*_live_at(version), LibraryEntry.kind.in_(kinds))
         .order_by(LibraryEntry.id)
     )
+
+
+def lexicon_entries(session: Session, version: int) -> list[LexiconEntry]:
+    """The text entries (terms, patterns, allow-list) live in ``version``."""
+    rows = _live_rows(session, version, ("term", "pattern", "allow"))
     return [LexiconEntry(i, cast(EntryKind, k), v, c, s) for i, k, v, c, s in rows]
 
 
 def bank_entries(session: Session, version: int) -> list[BankEntry]:
     """The known-content hashes (SHA-256, PDQ) live in ``version``."""
-    rows = session.execute(
-        select(
-            LibraryEntry.id,
-            LibraryEntry.kind,
-            LibraryEntry.value,
-            LibraryEntry.category,
-            LibraryEntry.severity,
-        )
-        .where(*_live_at(version), LibraryEntry.kind.in_(("sha256", "pdq")))
-        .order_by(LibraryEntry.id)
-    )
-    return [BankEntry(i, k, v, c, s) for i, k, v, c, s in rows]
+    return [BankEntry(i, k, v, c, s) for i, k, v, c, s in _live_rows(session, version, ("sha256", "pdq"))]
 
 
 # --- import / export -------------------------------------------------------------------------

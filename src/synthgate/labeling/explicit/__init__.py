@@ -7,13 +7,15 @@ replace labelers through the ``synthgate.labelers`` entry-point group.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from synthgate.config import DEFAULT_LABEL_TEXT
 from synthgate.errors import InvalidInput
 from synthgate.labeling.text import check_label_wording
-from synthgate.media import DEFAULT_LIMITS, MediaLimits
+from synthgate.media import DEFAULT_LIMITS, MediaLimits, UnsupportedMedia
+from synthgate.media.sniff import sniff
 from synthgate.registry import Registry
 
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right", "top", "bottom"]
@@ -63,6 +65,19 @@ class Labeler(Protocol):
 
 
 labelers: Registry[Labeler] = Registry("labelers")
+
+
+def accept(data: bytes, formats: Collection[str], what: str, limits: MediaLimits) -> str:
+    """The container of ``data`` by its content, if a labeler for ``what`` handles it, within limits.
+
+    Labelers sniff again rather than trust the ``kind`` they are given: content decides, never a
+    caller's claim, and the check is a few byte comparisons.
+    """
+    kind = sniff(data)
+    if kind not in formats:
+        raise UnsupportedMedia(f"not {what} this labeler handles ({', '.join(sorted(formats))})")
+    limits.check_bytes(data)
+    return kind
 
 
 def labeler_for(medium: str) -> Labeler:

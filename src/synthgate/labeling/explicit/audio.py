@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from synthgate.labeling.explicit import ExplicitOptions, labelers
+from synthgate.labeling.explicit import ExplicitOptions, accept, labelers
 from synthgate.media import CorruptMedia, MediaLimits, UnsupportedMedia
-from synthgate.media.sniff import AUDIO_KINDS, sniff
+from synthgate.media.sniff import AUDIO_KINDS
 
 FORMATS = frozenset(AUDIO_KINDS)
 # Morse timing: one unit per dot and per gap inside a letter, three per dash and between letters.
@@ -126,10 +126,7 @@ class AudioLabeler:
     formats = FORMATS
 
     def apply(self, data: bytes, kind: str, options: ExplicitOptions) -> bytes:
-        kind = sniff(data)
-        if kind not in FORMATS:
-            raise UnsupportedMedia(f"not an audio file this labeler handles ({', '.join(sorted(FORMATS))})")
-        options.limits.check_bytes(data)
+        kind = accept(data, FORMATS, "an audio file", options.limits)
         if kind == "wav":
             _check_wav_sizes(data)
         info = _info(data, kind, options.limits)

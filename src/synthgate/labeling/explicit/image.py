@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,16 @@ from synthgate.media.sniff import IMAGE_KINDS, sniff
 
 FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "TIFF"})
 _PALETTE_THRESHOLD = 0.5
+
+
+def _animation(frames: list[Image.Image], info: Mapping[Any, Any]) -> dict[str, Any]:
+    """Pillow's save parameters that keep every frame, its duration and the loop count."""
+    return {
+        "save_all": True,
+        "append_images": frames[1:],
+        "duration": [f.info.get("duration", 100) for f in frames],
+        "loop": info.get("loop", 0),
+    }
 
 
 def open_image(data: bytes, limits: MediaLimits) -> Image.Image:
@@ -228,24 +239,14 @@ def _save(im: Image.Image, frames: list[Image.Image], data: bytes) -> bytes:
         lossless = _is_lossless_webp(data)
         extra: dict[str, Any] = {"lossless": lossless, "quality": 100 if lossless else 92}
         if len(frames) > 1:
-            extra.update(
-                save_all=True,
-                append_images=frames[1:],
-                duration=[f.info.get("duration", 100) for f in frames],
-                loop=info.get("loop", 0),
-            )
+            extra.update(_animation(frames, info))
         frames[0].save(out, "WEBP", **params, **extra)
     elif fmt == "GIF":
         extra = {}
         if "transparency" in info:
             extra["transparency"] = info["transparency"]
         if len(frames) > 1:
-            extra.update(
-                save_all=True,
-                append_images=frames[1:],
-                duration=[f.info.get("duration", 100) for f in frames],
-                loop=info.get("loop", 0),
-            )
+            extra.update(_animation(frames, info))
         elif info.get("duration"):
             extra["duration"] = info["duration"]
         frames[0].save(out, "GIF", **extra)

@@ -15,10 +15,10 @@ from typing import Any
 import av
 import numpy as np
 
-from synthgate.labeling.explicit import ExplicitOptions, labelers
+from synthgate.labeling.explicit import ExplicitOptions, accept, labelers
 from synthgate.labeling.explicit.render import blend, layout
 from synthgate.media import CorruptMedia, UnsupportedMedia
-from synthgate.media.sniff import VIDEO_KINDS, sniff
+from synthgate.media.sniff import VIDEO_KINDS
 
 FORMATS = frozenset(VIDEO_KINDS)
 _WEBM_CODECS = {"vp8", "vp9", "av1"}
@@ -51,10 +51,7 @@ class VideoLabeler:
     formats = FORMATS
 
     def apply(self, data: bytes, kind: str, options: ExplicitOptions) -> bytes:
-        kind = sniff(data)
-        if kind not in FORMATS:
-            raise UnsupportedMedia(f"not a video this labeler handles ({', '.join(sorted(FORMATS))})")
-        options.limits.check_bytes(data)
+        kind = accept(data, FORMATS, "a video", options.limits)
         try:
             return self._relabel(data, kind, options)
         except av.error.FFmpegError as exc:
