@@ -65,6 +65,22 @@ class Settings(BaseSettings):
     # Request limits (bad input gets a clear 4xx, never a 5xx).
     max_body_bytes: int = 2 * 1024 * 1024
     max_input_chars: int = 200_000
+    max_upload_body_bytes: int = 64 * 1024 * 1024
+    """Request bodies on the routes that carry media (``upload_path_prefixes``)."""
+    upload_path_prefixes: list[str] = Field(
+        default_factory=lambda: [
+            "/v1/generations",
+            "/v1/labels",
+            "/v1/inspect",
+            "/inspect",
+            "/v1/complaints",
+            "/complaints",
+            "/v1/consents",
+            "/consent",
+        ]
+    )
+    max_media_items: int = Field(default=8, ge=0)
+    """Media items one generation request may carry, in and out."""
 
     # Identity (DSP-9).
     otp_length: int = 6

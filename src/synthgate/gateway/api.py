@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from fastapi import APIRouter, Depends
 
-from synthgate.errors import NotFound
+from synthgate.errors import InvalidInput, NotFound
 from synthgate.gateway import schemas
 from synthgate.gateway.sdk import Gateway, messages_to_text
 from synthgate.governance.models import Service
+from synthgate.media import MediaItem, MediaLimits
 from synthgate.web.deps import Caller, get_gateway, require_scope
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
@@ -19,15 +23,48 @@ def filing(service: Service) -> schemas.Filing:
     return schemas.Filing(number=service.filing_number, link=service.filing_link)
 
 
+def decode_media(parts: list[schemas.MediaIn], gateway: Gateway) -> list[MediaItem]:
+    """Base64 parts into sniffed, size-checked items; the claim of a kind is never trusted."""
+    limits = MediaLimits.from_settings(gateway.settings)
+    items = []
+    for index, part in enumerate(parts):
+        try:
+            data = base64.b64decode(part.data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput(f"media[{index}].data is not valid base64", field=f"media[{index}]") from exc
+        items.append(MediaItem.from_bytes(data, role=part.role, limits=limits))
+    return items
+
+
+def media_out(items: list[MediaItem]) -> list[schemas.MediaOut]:
+    return [
+        schemas.MediaOut(
+            data=base64.b64encode(item.data).decode(),
+            container=item.container,
+            medium=item.medium,
+            sha256=item.sha256,
+        )
+        for item in items
+    ]
+
+
 @router.post("", response_model=schemas.CheckResponse, status_code=201)
 def check(
     body: schemas.CheckRequest,
     caller: Caller = Depends(generate_scope),
     gateway: Gateway = Depends(get_gateway),
 ) -> schemas.CheckResponse:
-    """Identity, rules and input screening. 201 with a ticket, or 403 with the refusal reason."""
+    """Identity, rules, input screening and consent. 201 with a ticket, or 403 with the refusal reason."""
     text = body.input if body.input is not None else messages_to_text(body.messages or [])
-    result = gateway.service.check(caller.service, body.user, text, model=body.model, medium=body.medium)
+    result = gateway.service.check(
+        caller.service,
+        body.user,
+        text,
+        model=body.model,
+        medium=body.medium,
+        operation=body.operation,
+        media=decode_media(body.media, gateway),
+    )
     return schemas.CheckResponse(
         ticket_id=result.ticket_id,
         produce_id=result.produce_id,
@@ -45,10 +82,13 @@ def complete(
     gateway: Gateway = Depends(get_gateway),
 ) -> schemas.CompleteResponse:
     """Output screening, labels and the generation record; returns the output to deliver."""
-    done = gateway.service.complete(caller.service, ticket_id, body.output)
+    done = gateway.service.complete(
+        caller.service, ticket_id, body.output, media=decode_media(body.media, gateway)
+    )
     return schemas.CompleteResponse(
         produce_id=done.produce_id,
         output=done.output,
+        media=media_out(done.media),
         labels=done.labels,
         verdicts=done.verdicts,
         filing=filing(caller.service),
@@ -67,6 +107,7 @@ def show(
             produce_id=generation.produce_id,
             mode=generation.mode,
             medium=generation.medium,
+            operation=generation.operation,
             model=generation.model,
             streamed=generation.streamed,
             input_sha256=generation.input_sha256,

@@ -21,8 +21,11 @@ class Ticket(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     produce_id: Mapped[str] = mapped_column(String(64), unique=True)
     medium: Mapped[str] = mapped_column(String(16), default="text")
+    operation: Mapped[str] = mapped_column(String(64), default="generate")
     model: Mapped[str | None] = mapped_column(String(200))
     input_sha256: Mapped[str] = mapped_column(String(64))
+    input_media: Mapped[list[Any]] = mapped_column(default=list)
+    """Digests of the checked input files, carried to the generation record."""
     input_chars: Mapped[int] = mapped_column(default=0)
     verdicts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -26,6 +26,7 @@ from synthgate.identity import service as identity
 from synthgate.identity.models import Account
 from synthgate.keys import KeyStore
 from synthgate.labeling.text import TextLabel
+from synthgate.media import MediaItem
 from synthgate.moderation import service as moderation_service
 from synthgate.moderation.policy import DEFAULT_POLICY
 from synthgate.moderation.policy import Stage as ModerationStage
@@ -64,6 +65,14 @@ class GenerationContext:
     input_text: str
     medium: str = "text"
     model: str | None = None
+    operation: str = "generate"
+    """What the request does: ``generate``, or an edit such as ``face.swap`` / ``voice.clone``."""
+    input_media: list[MediaItem] = field(default_factory=list)
+    """Input files, checked before the model runs; only their digests are kept (GAI-11)."""
+    output_media: list[MediaItem] = field(default_factory=list)
+    """The model's output files, as handed to the complete phase."""
+    labeled_media: list[MediaItem] | None = None
+    """What is delivered: the output files with their labels (a labeling stage sets it)."""
     produce_id: str = field(default_factory=new_produce_id)
     account: Account | None = None
     account_id: str | None = None
@@ -81,7 +90,18 @@ class GenerationContext:
 
     @property
     def input_sha256(self) -> str:
+        """The digest of the text input alone; input files have digests of their own."""
         return hashlib.sha256(self.input_text.encode()).hexdigest()
+
+    @property
+    def delivered_media(self) -> list[MediaItem]:
+        return self.labeled_media if self.labeled_media is not None else self.output_media
+
+    def input_media_digests(self) -> list[dict[str, str]]:
+        return [
+            {"sha256": item.sha256, "container": item.container, "medium": item.medium, "role": item.role}
+            for item in self.input_media
+        ]
 
     def note(self, stage: str, **data: Any) -> None:
         self.events.append((stage, data))
@@ -204,9 +224,9 @@ class OutputScreeningStage(_ScreeningStage):
     phase: Phase = "complete"
 
     def run(self, ctx: GenerationContext, session: Session) -> None:
-        assert ctx.output_text is not None
-        # A stream was screened incrementally (nothing blocked got out); record the full verdict.
-        self._screen(ctx, session, ctx.output_text, streamed=ctx.streamed)
+        if ctx.output_text is not None:
+            # A stream was screened incrementally (nothing blocked got out); record the full verdict.
+            self._screen(ctx, session, ctx.output_text, streamed=ctx.streamed)
 
 
 def text_label_for(ctx: GenerationContext) -> TextLabel:
@@ -225,7 +245,8 @@ class ExplicitLabelStage:
     phase: Phase = "complete"
 
     def run(self, ctx: GenerationContext, session: Session) -> None:
-        assert ctx.output_text is not None
+        if ctx.output_text is None:
+            return  # files are labeled by the media_label stage
         label = text_label_for(ctx)
         if ctx.labeled_output is None:  # a stream applies the label as it goes
             ctx.labeled_output = label.apply(ctx.output_text)
@@ -241,20 +262,30 @@ class RecordStage:
     phase: Phase = "complete"
 
     def run(self, ctx: GenerationContext, session: Session) -> None:
-        assert ctx.account is not None and ctx.output_text is not None
+        assert ctx.account is not None
         delivered = ctx.labeled_output if ctx.labeled_output is not None else ctx.output_text
+        files = ctx.delivered_media
+        if delivered is not None:
+            output_sha256 = hashlib.sha256(delivered.encode()).hexdigest()
+        else:
+            # Files only: the digest of the first file, so a single delivered image is found by
+            # its plain sha256; every file's digest is in the record's digests.
+            assert files, "a completed generation has an output text or files"
+            output_sha256 = files[0].sha256
         generation = Generation(
             produce_id=ctx.produce_id,
             service_id=ctx.service.id,
             account_id=ctx.account.id,
             mode=ctx.mode,
-            medium=ctx.medium,
+            medium=files[0].medium if files and delivered is None else ctx.medium,
+            operation=ctx.operation,
             model=ctx.model,
             streamed=ctx.streamed,
             input_sha256=ctx.input_sha256,
-            output_sha256=hashlib.sha256(delivered.encode()).hexdigest(),
+            output_sha256=output_sha256,
             input_chars=len(ctx.input_text),
-            output_chars=len(delivered),
+            output_chars=len(delivered or ""),
+            input_media=ctx.input_media_digests(),
             labels=ctx.labels,
             verdicts=ctx.verdicts,
         )

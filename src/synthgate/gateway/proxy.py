@@ -169,7 +169,7 @@ async def _complete(
     if not isinstance(content, str):
         raise UpstreamError("the upstream answer's content is not text")
     done = await in_db_turn(limiter, gateway.service.proxy_complete, ctx, content)
-    message["content"] = done.output
+    message["content"] = done.output or ""
     answer["synthgate"] = _synthgate_block(ctx, done.labels)
     return JSONResponse(answer, headers=_tag_headers(ctx))
 

@@ -4,6 +4,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+OPERATION_PATTERN = r"^[a-z][a-z0-9_-]{0,30}(\.[a-z][a-z0-9_-]{0,30})?$"
+
+
+class MediaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(min_length=4, description="The file's bytes, base64-encoded; its kind is sniffed")
+    role: str = Field(
+        default="input",
+        pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+        description="What the file is to the request: input, or source / target / reference for edits",
+    )
+
+
+class MediaOut(BaseModel):
+    data: str = Field(description="The file to deliver, base64-encoded, with its labels")
+    container: str
+    medium: str
+    sha256: str
+
 
 class CheckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -12,12 +32,23 @@ class CheckRequest(BaseModel):
     input: str | None = Field(default=None, description="The prompt as plain text")
     messages: list[dict[str, Any]] | None = Field(default=None, description="Or chat messages (OpenAI shape)")
     model: str | None = Field(default=None, max_length=200)
-    medium: Literal["text"] = "text"
+    medium: Literal["text", "image", "audio", "video"] = Field(
+        default="text", description="The medium of the output asked for"
+    )
+    operation: str = Field(
+        default="generate",
+        pattern=OPERATION_PATTERN,
+        description="What the request does: generate, or an edit such as face.swap or voice.clone "
+        "(biometric edits need the edited person's consent, DSP-14)",
+    )
+    media: list[MediaIn] = Field(default_factory=list, description="Input files (images, audio, video)")
 
     @model_validator(mode="after")
     def one_input(self) -> CheckRequest:
-        if (self.input is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'input' or 'messages'")
+        if self.input is not None and self.messages is not None:
+            raise ValueError("give at most one of 'input' or 'messages'")
+        if self.input is None and self.messages is None and not self.media:
+            raise ValueError("give 'input', 'messages' or 'media'")
         return self
 
 
@@ -38,12 +69,22 @@ class CheckResponse(BaseModel):
 
 class CompleteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    output: str = Field(description="The model's output text")
+    output: str | None = Field(default=None, description="The model's output text")
+    media: list[MediaIn] = Field(default_factory=list, description="The model's output files")
+
+    @model_validator(mode="after")
+    def some_output(self) -> CompleteRequest:
+        if self.output is None and not self.media:
+            raise ValueError("give 'output', 'media' or both")
+        return self
 
 
 class CompleteResponse(BaseModel):
     produce_id: str
-    output: str = Field(description="The output with its explicit label, to deliver as is")
+    output: str | None = Field(description="The output with its explicit label, to deliver as is")
+    media: list[MediaOut] = Field(
+        default_factory=list, description="The output files with their labels, to deliver as they are"
+    )
     labels: dict[str, Any]
     verdicts: dict[str, Any]
     filing: Filing
@@ -53,6 +94,7 @@ class GenerationOut(BaseModel):
     produce_id: str
     mode: str
     medium: str
+    operation: str
     model: str | None
     streamed: bool
     input_sha256: str

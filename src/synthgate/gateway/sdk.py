@@ -17,6 +17,7 @@ from synthgate.governance import service as governance
 from synthgate.governance.models import Service
 from synthgate.identity.verifiers import SmsSender, sms_senders
 from synthgate.keys import KeyStore
+from synthgate.media import MediaItem, MediaLimits
 
 
 def messages_to_text(messages: Sequence[Any]) -> str:
@@ -65,14 +66,45 @@ class Gateway:
         prompt: str | None = None,
         messages: Sequence[Any] | None = None,
         model: str | None = None,
+        medium: str = "text",
+        operation: str = "generate",
+        media: Sequence[bytes | MediaItem] = (),
     ) -> CheckResult:
-        """Before the model runs: identity, rules and input screening. Raises ``Refused``."""
-        text = prompt if prompt is not None else messages_to_text(messages or [])
-        return self.service.check(self._service(service), user, text, model=model)
+        """Before the model runs: identity, rules, input screening, consent. Raises ``Refused``.
 
-    def complete(self, service: str, ticket_id: str, output: str) -> Completed:
-        """After the model ran: output screening, labels and the record. Raises ``Refused``."""
-        return self.service.complete(self._service(service), ticket_id, output)
+        ``media`` are input files (bytes, or ``MediaItem`` to give each a role such as ``source``).
+        """
+        text = prompt if prompt is not None else messages_to_text(messages or [])
+        return self.service.check(
+            self._service(service),
+            user,
+            text,
+            model=model,
+            medium=medium,
+            operation=operation,
+            media=self._items(media),
+        )
+
+    def complete(
+        self,
+        service: str,
+        ticket_id: str,
+        output: str | None = None,
+        *,
+        media: Sequence[bytes | MediaItem] = (),
+    ) -> Completed:
+        """After the model ran: output screening, labels and the record. Raises ``Refused``.
+
+        ``Completed.output`` and ``Completed.media`` are what to deliver, labels included.
+        """
+        return self.service.complete(self._service(service), ticket_id, output, media=self._items(media))
+
+    def _items(self, media: Sequence[bytes | MediaItem]) -> list[MediaItem]:
+        limits = MediaLimits.from_settings(self.settings)
+        return [
+            item if isinstance(item, MediaItem) else MediaItem.from_bytes(item, limits=limits)
+            for item in media
+        ]
 
     def close(self) -> None:
         self.db.dispose()

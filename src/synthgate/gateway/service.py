@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
@@ -20,6 +20,7 @@ from synthgate.gateway.pipeline import GenerationContext, Stage, build_stages, r
 from synthgate.governance.models import Service
 from synthgate.identity.models import Account
 from synthgate.keys import KeyStore
+from synthgate.media import MediaItem
 from synthgate.provenance.models import Generation
 
 log = structlog.get_logger("synthgate.gateway")
@@ -44,10 +45,12 @@ class CheckResult:
 @dataclass(frozen=True)
 class Completed:
     produce_id: str
-    output: str
+    output: str | None
     labels: dict[str, Any]
     verdicts: dict[str, Any]
     generation_id: str
+    media: list[MediaItem] = field(default_factory=list)
+    """The delivered files, with their labels."""
 
 
 def _emit_stage_events(session: Session, ctx: GenerationContext) -> None:
@@ -87,6 +90,8 @@ class GatewayService:
         mode: Literal["two_phase", "proxy"],
         model: str | None,
         medium: str = "text",
+        operation: str = "generate",
+        media: Sequence[MediaItem] = (),
     ) -> GenerationContext:
         if not isinstance(user, str) or not user.strip():
             raise InvalidInput("the end user must be named (field 'user')", field="user")
@@ -94,6 +99,7 @@ class GatewayService:
             raise InvalidInput(
                 f"input is longer than {self.settings.max_input_chars} characters", field="input"
             )
+        self._check_media_count(media, "media")
         return GenerationContext(
             settings=self.settings,
             keys=self.keys,
@@ -103,7 +109,16 @@ class GatewayService:
             input_text=input_text,
             medium=medium,
             model=model,
+            operation=operation,
+            input_media=list(media),
         )
+
+    def _check_media_count(self, media: Sequence[MediaItem], field_name: str) -> None:
+        if len(media) > self.settings.max_media_items:
+            raise InvalidInput(
+                f"at most {self.settings.max_media_items} files per request; got {len(media)}",
+                field=field_name,
+            )
 
     def _guarded(self, ctx: GenerationContext, phase: str, work: Callable[[Session], None]) -> None:
         """Run ``work`` in one transaction; refusals and faults are recorded in a fresh one."""
@@ -166,9 +181,26 @@ class GatewayService:
     # --- two-phase ----------------------------------------------------------------------------
 
     def check(
-        self, service: Service, user: str, input_text: str, *, model: str | None = None, medium: str = "text"
+        self,
+        service: Service,
+        user: str,
+        input_text: str,
+        *,
+        model: str | None = None,
+        medium: str = "text",
+        operation: str = "generate",
+        media: Sequence[MediaItem] = (),
     ) -> CheckResult:
-        ctx = self._context(service, user, input_text, mode="two_phase", model=model, medium=medium)
+        ctx = self._context(
+            service,
+            user,
+            input_text,
+            mode="two_phase",
+            model=model,
+            medium=medium,
+            operation=operation,
+            media=media,
+        )
         holder: dict[str, Ticket] = {}
 
         def work(session: Session) -> None:
@@ -180,9 +212,11 @@ class GatewayService:
                 account_id=ctx.account.id,
                 produce_id=ctx.produce_id,
                 medium=medium,
+                operation=operation,
                 model=model,
                 input_sha256=ctx.input_sha256,
                 input_chars=len(input_text),
+                input_media=ctx.input_media_digests(),
                 verdicts=ctx.verdicts,
                 created_at=now,
                 expires_at=now + dt.timedelta(seconds=self.settings.ticket_ttl_seconds),
@@ -203,13 +237,23 @@ class GatewayService:
             verdicts=ctx.verdicts,
         )
 
-    def complete(self, service: Service, ticket_id: str, output_text: str) -> Completed:
-        if not isinstance(output_text, str):
+    def complete(
+        self,
+        service: Service,
+        ticket_id: str,
+        output_text: str | None,
+        *,
+        media: Sequence[MediaItem] = (),
+    ) -> Completed:
+        if output_text is not None and not isinstance(output_text, str):
             raise InvalidInput("output must be a string", field="output")
-        if len(output_text) > self.settings.max_input_chars:
+        if output_text is None and not media:
+            raise InvalidInput("give the output text, the output files or both", field="output")
+        if output_text is not None and len(output_text) > self.settings.max_input_chars:
             raise InvalidInput(
                 f"output is longer than {self.settings.max_input_chars} characters", field="output"
             )
+        self._check_media_count(media, "media")
         with self.db.session() as session:
             ticket = session.get(Ticket, ticket_id)
             if ticket is None or ticket.service_id != service.id:
@@ -230,14 +274,17 @@ class GatewayService:
             input_text="",
             medium=ticket.medium,
             model=ticket.model,
+            operation=ticket.operation,
             produce_id=ticket.produce_id,
             account=account,
             account_id=account.id,
             output_text=output_text,
+            output_media=list(media),
             verdicts=dict(ticket.verdicts),
         )
         input_sha256 = ticket.input_sha256
         input_chars = ticket.input_chars
+        input_media = list(ticket.input_media or [])
 
         def work(session: Session) -> None:
             claimed = session.get(Ticket, ticket_id, with_for_update=True)
@@ -249,6 +296,7 @@ class GatewayService:
             if ctx.generation is not None:
                 ctx.generation.input_sha256 = input_sha256
                 ctx.generation.input_chars = input_chars
+                ctx.generation.input_media = input_media
             _emit_stage_events(session, ctx)
 
         try:
@@ -267,13 +315,14 @@ class GatewayService:
     def _completed(self, ctx: GenerationContext) -> Completed:
         assert ctx.generation is not None, "the pipeline has no record stage"
         metrics.GENERATIONS.labels(service=ctx.service.slug, mode=ctx.mode).inc()
-        output = ctx.labeled_output if ctx.labeled_output is not None else (ctx.output_text or "")
+        output = ctx.labeled_output if ctx.labeled_output is not None else ctx.output_text
         return Completed(
             produce_id=ctx.produce_id,
             output=output,
             labels=ctx.labels,
             verdicts=ctx.verdicts,
             generation_id=ctx.generation.id,
+            media=list(ctx.delivered_media),
         )
 
     # --- proxy (inline) -----------------------------------------------------------------------

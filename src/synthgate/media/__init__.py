@@ -7,6 +7,7 @@ from synthgate.media.errors import (
     MediaTooLarge,
     UnsupportedMedia,
 )
+from synthgate.media.item import MediaItem, Medium, medium_of
 from synthgate.media.limits import DEFAULT_LIMITS, MediaLimits
 from synthgate.media.sniff import sniff
 
@@ -15,8 +16,11 @@ __all__ = [
     "CorruptMedia",
     "DecompressionBomb",
     "MediaError",
+    "MediaItem",
     "MediaLimits",
     "MediaTooLarge",
+    "Medium",
     "UnsupportedMedia",
+    "medium_of",
     "sniff",
 ]

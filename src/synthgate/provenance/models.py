@@ -21,6 +21,10 @@ class Generation(Base):
     mode: Mapped[str] = mapped_column(String(16))
     """``two_phase`` or ``proxy``."""
     medium: Mapped[str] = mapped_column(String(16), default="text")
+    operation: Mapped[str] = mapped_column(String(64), default="generate")
+    """``generate`` or an edit such as ``face.swap`` (DSP-14 gates the biometric ones)."""
+    input_media: Mapped[list[Any]] = mapped_column(default=list)
+    """Digests of the input files (sha256, container, role): never the files themselves (GAI-11)."""
     model: Mapped[str | None] = mapped_column(String(200))
     streamed: Mapped[bool] = mapped_column(default=False)
     input_sha256: Mapped[str] = mapped_column(String(64))

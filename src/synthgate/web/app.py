@@ -28,22 +28,38 @@ log = structlog.get_logger("synthgate.web")
 class BodyLimitMiddleware:
     """Refuse bodies over the configured size with 413 before anything reads them whole."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_max_bytes: int | None = None,
+        upload_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.upload_max_bytes = upload_max_bytes if upload_max_bytes is not None else max_bytes
+        self.upload_prefixes = upload_prefixes
+
+    def limit_for(self, path: str) -> int:
+        # Routes that carry media (generations with images, label and inspect uploads, complaint
+        # evidence, consent enrolment) get their own, larger limit; every other body stays small.
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in self.upload_prefixes):
+            return self.upload_max_bytes
+        return self.default_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path", ""))
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared < 0 or declared > self.max_bytes:
-                    await _too_large(self.max_bytes, send)
+                if declared < 0 or declared > max_bytes:
+                    await _too_large(max_bytes, send)
                     return
         if not any(name == b"content-length" for name, _ in scope.get("headers", [])):
             # A body without a declared length (chunked) is read here, at most up to the limit,
@@ -55,8 +71,8 @@ class BodyLimitMiddleware:
                 if message["type"] != "http.request":
                     break
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    await _too_large(self.max_bytes, send)
+                if received > max_bytes:
+                    await _too_large(max_bytes, send)
                     return
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -226,5 +242,10 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     mount_console(app)
 
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.max_upload_body_bytes,
+        upload_prefixes=tuple(settings.upload_path_prefixes),
+    )
     return app

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 23:24:59.535730
+Create Date: 2026-11-25 01:43:03.779168
 """
 
 from __future__ import annotations
@@ -292,6 +292,8 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(length=32), nullable=False),
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("medium", sa.String(length=16), nullable=False),
+        sa.Column("operation", sa.String(length=64), nullable=False),
+        sa.Column("input_media", sa.JSON(), nullable=False),
         sa.Column("model", sa.String(length=200), nullable=True),
         sa.Column("streamed", sa.Boolean(), nullable=False),
         sa.Column("input_sha256", sa.String(length=64), nullable=False),
@@ -391,8 +393,10 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(length=32), nullable=False),
         sa.Column("produce_id", sa.String(length=64), nullable=False),
         sa.Column("medium", sa.String(length=16), nullable=False),
+        sa.Column("operation", sa.String(length=64), nullable=False),
         sa.Column("model", sa.String(length=200), nullable=True),
         sa.Column("input_sha256", sa.String(length=64), nullable=False),
+        sa.Column("input_media", sa.JSON(), nullable=False),
         sa.Column("input_chars", sa.Integer(), nullable=False),
         sa.Column("verdicts", sa.JSON(), nullable=False),
         sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
