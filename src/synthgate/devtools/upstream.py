@@ -6,6 +6,9 @@ It stands in for a remote model service and speaks the real wire protocol:
   ``text/event-stream`` of ``chat.completion.chunk`` events (role delta, several content deltas of a few
   words each, a final chunk with ``finish_reason: "stop"``, an optional usage chunk when
   ``stream_options.include_usage`` is set, then ``data: [DONE]``);
+* ``POST /v1/images/generations`` -- an ``images`` answer with one PNG as ``b64_json``: a picture
+  drawn from the prompt (a colour field seeded by it, the prompt's words written on it), so the
+  same prompt always gives the same image;
 * ``GET /v1/models`` -- a model list;
 * ``GET /healthz`` -- ``{"status": "ok", "pid": <server process id>}``.
 
@@ -229,6 +232,13 @@ class _UpstreamApp:
                 )
                 return
             await self._chat_completions(receive, send)
+        elif path in ("/v1/images/generations", "/images/generations"):
+            if method != "POST":
+                await self._error(
+                    send, 405, f"Method {method} not allowed on {path}.", "invalid_request_error"
+                )
+                return
+            await self._images(receive, send)
         elif path in ("/v1/models", "/models"):
             if method not in ("GET", "HEAD"):
                 await self._error(
@@ -251,6 +261,37 @@ class _UpstreamApp:
             await self._respond(send, 200, self._health_body)
         else:
             await self._error(send, 404, f"Invalid URL ({method} {path})", "invalid_request_error")
+
+    # -- images ----------------------------------------------------------------------------------
+
+    async def _images(self, receive: Receive, send: Send) -> None:
+        body = await self._read_body(receive)
+        if body is None:
+            await self._error(send, 413, "Request body too large.", "invalid_request_error")
+            return
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise _BadRequest("The request body must be a JSON object.")
+            prompt = payload.get("prompt")
+            if not isinstance(prompt, str) or not prompt:
+                raise _BadRequest("'prompt' must be a non-empty string.", "prompt", "invalid_value")
+            width, height = _image_size(payload.get("size", "512x512"))
+            if payload.get("n", 1) != 1:
+                raise _BadRequest("Only n=1 is supported.", "n", "invalid_value")
+            if payload.get("response_format", "b64_json") != "b64_json":
+                raise _BadRequest("This upstream returns b64_json only.", "response_format", "invalid_value")
+        except json.JSONDecodeError:
+            await self._error(send, 400, "The request body is not valid JSON.", "invalid_request_error")
+            return
+        except _BadRequest as exc:
+            await self._error(send, 400, exc.message, "invalid_request_error", exc.param, exc.code)
+            return
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        image = await asyncio.to_thread(draw_image, prompt, width, height)
+        answer = {"created": int(time.time()), "data": [{"b64_json": image, "revised_prompt": prompt}]}
+        await self._respond(send, 200, _dumps(answer))
 
     # -- chat completions ------------------------------------------------------------------------
 
@@ -346,6 +387,46 @@ class _UpstreamApp:
             }
             await emit(b"data: " + _dumps(usage_chunk) + b"\n\n")
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+def _image_size(value: object) -> tuple[int, int]:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{2,4}x\d{2,4}", value):
+        raise _BadRequest("'size' must look like 1024x1024.", "size", "invalid_value")
+    width, height = (int(part) for part in value.split("x"))
+    if not (64 <= width <= 2048 and 64 <= height <= 2048):
+        raise _BadRequest("'size' must be between 64x64 and 2048x2048.", "size", "invalid_value")
+    return width, height
+
+
+def draw_image(prompt: str, width: int, height: int) -> str:
+    """A PNG (base64) that depends only on the prompt and size: gradient, shapes, the prompt's text."""
+    import base64
+    import hashlib
+    import io
+    import random
+
+    from PIL import Image, ImageDraw
+
+    seed = hashlib.sha256(prompt.encode()).digest()
+    rng = random.Random(seed)
+    top = tuple(rng.randrange(40, 220) for _ in range(3))
+    bottom = tuple(rng.randrange(40, 220) for _ in range(3))
+    column = Image.linear_gradient("L").resize((1, height))
+    image = Image.composite(
+        Image.new("RGB", (width, height), bottom),
+        Image.new("RGB", (width, height), top),
+        column.resize((width, height)),
+    )
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x, y = rng.randrange(width), rng.randrange(height)
+        radius = rng.randrange(max(width, height) // 20, max(width, height) // 5)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+    draw.text((width // 20, height // 20), prompt[:80], fill=(255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def create_app(reply: str | None = None, delay_ms: float = 0) -> ASGIApp:

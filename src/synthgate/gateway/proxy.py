@@ -1,4 +1,5 @@
-"""OpenAI-compatible proxy: ``POST /v1/chat/completions``, streaming and not.
+"""OpenAI-compatible proxy: ``POST /v1/chat/completions`` (streaming and not) and
+``POST /v1/images/generations``.
 
 Every stage runs inline: the check phase before the request is forwarded, output screening and
 labels on the answer (as it streams), and the record before the stream is closed. The end user
@@ -8,6 +9,8 @@ only the account's pseudonymous id.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import time
@@ -25,6 +28,7 @@ from synthgate.errors import InvalidInput, Refused, SynthgateError
 from synthgate.gateway.pipeline import GenerationContext, service_detector, text_label_for
 from synthgate.gateway.sdk import Gateway, messages_to_text
 from synthgate.gateway.streaming import StreamGuard
+from synthgate.media import MediaItem, MediaLimits
 from synthgate.web.deps import Caller, authenticate_key, bearer, get_gateway
 
 log = structlog.get_logger("synthgate.proxy")
@@ -66,7 +70,11 @@ def _openai_error(exc: SynthgateError) -> JSONResponse:
 
 
 def _upstream_request(
-    caller: Caller, gateway: Gateway, body: dict[str, Any], ctx: GenerationContext
+    caller: Caller,
+    gateway: Gateway,
+    body: dict[str, Any],
+    ctx: GenerationContext,
+    endpoint: str = "/chat/completions",
 ) -> tuple[str, dict[str, str], dict[str, Any]]:
     service = caller.service
     if not service.upstream_url:
@@ -79,7 +87,7 @@ def _upstream_request(
         forwarded["user"] = ctx.account.id
     if service.upstream_model and not forwarded.get("model"):
         forwarded["model"] = service.upstream_model
-    return service.upstream_url + "/chat/completions", headers, forwarded
+    return service.upstream_url + endpoint, headers, forwarded
 
 
 def _parse_body(raw: bytes) -> dict[str, Any]:
@@ -126,6 +134,77 @@ async def chat_completions(
         if body.get("stream"):
             return await _stream(gateway, limiter, client, ctx, url, headers, forwarded)
         return await _complete(gateway, limiter, client, ctx, url, headers, forwarded)
+    except SynthgateError as exc:
+        return _openai_error(exc)
+
+
+def _parse_image_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object", field="body")
+    if not isinstance(body.get("prompt"), str) or not body["prompt"]:
+        raise InvalidInput("'prompt' must be a non-empty string", field="prompt")
+    if body.get("n", 1) not in (1, None):
+        raise InvalidInput("only n=1 is supported: each image is labeled and recorded", field="n")
+    if body.get("response_format", "b64_json") != "b64_json":
+        # A URL would point at the unlabeled original on the model's host.
+        raise InvalidInput("only response_format b64_json is supported", field="response_format")
+    return body
+
+
+@router.post("/v1/images/generations")
+async def images_generations(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    """Images through the pipeline: the prompt is checked, the picture screened, labeled and recorded."""
+    try:
+        body = _parse_image_body(await request.body())
+        user = body.get("user") or request.headers.get("x-synthgate-user")
+        if not isinstance(user, str) or not user:
+            raise InvalidInput("name the end user in 'user' or the X-Synthgate-User header", field="user")
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        secret = credentials.credentials if credentials else None
+        limiter: anyio.CapacityLimiter = request.app.state.db_limiter
+
+        def authenticate_and_check() -> tuple[Caller, GenerationContext]:
+            caller = authenticate_key(gateway, secret, "generate")
+            ctx = gateway.service.proxy_check(
+                caller.service, user, body["prompt"], model=model, medium="image", operation="image.generate"
+            )
+            return caller, ctx
+
+        caller, ctx = await in_db_turn(limiter, authenticate_and_check)
+        url, headers, forwarded = _upstream_request(caller, gateway, body, ctx, "/images/generations")
+        forwarded["response_format"] = "b64_json"
+        client: httpx.AsyncClient = request.app.state.upstream
+        try:
+            upstream = await client.post(url, headers=headers, json=forwarded)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the upstream model could not be reached: {type(exc).__name__}") from exc
+        if upstream.status_code >= 400:
+            return _upstream_failure(upstream.status_code, upstream.content)
+        try:
+            answer = upstream.json()
+            entry = answer["data"][0]
+            data = base64.b64decode(entry["b64_json"], validate=True)
+        except (ValueError, KeyError, IndexError, TypeError, binascii.Error) as exc:
+            raise UpstreamError("the upstream answer is not an image generation with b64_json") from exc
+        try:
+            item = MediaItem.from_bytes(data, limits=MediaLimits.from_settings(gateway.settings))
+        except SynthgateError as exc:
+            raise UpstreamError(f"the upstream image is not usable: {exc.message}") from exc
+        if item.medium != "image":
+            raise UpstreamError(f"the upstream answered with {item.container}, not an image")
+        done = await in_db_turn(limiter, gateway.service.proxy_complete, ctx, None, [item])
+        entry["b64_json"] = base64.b64encode(done.media[0].data).decode()
+        answer["data"] = [entry]
+        answer["synthgate"] = _synthgate_block(ctx, done.labels)
+        return JSONResponse(answer, headers=_tag_headers(ctx))
     except SynthgateError as exc:
         return _openai_error(exc)
 

@@ -328,10 +328,19 @@ class GatewayService:
     # --- proxy (inline) -----------------------------------------------------------------------
 
     def proxy_check(
-        self, service: Service, user: str, input_text: str, *, model: str | None
+        self,
+        service: Service,
+        user: str,
+        input_text: str,
+        *,
+        model: str | None,
+        medium: str = "text",
+        operation: str = "generate",
     ) -> GenerationContext:
         """The check phase without a ticket: its events are written with the generation."""
-        ctx = self._context(service, user, input_text, mode="proxy", model=model)
+        ctx = self._context(
+            service, user, input_text, mode="proxy", model=model, medium=medium, operation=operation
+        )
 
         def work(session: Session) -> None:
             run_phase(self.pipeline, "check", ctx, session)
@@ -341,8 +350,11 @@ class GatewayService:
         self._guarded(ctx, "check", work)
         return ctx
 
-    def proxy_complete(self, ctx: GenerationContext, output_text: str) -> Completed:
+    def proxy_complete(
+        self, ctx: GenerationContext, output_text: str | None, media: Sequence[MediaItem] = ()
+    ) -> Completed:
         ctx.output_text = output_text
+        ctx.output_media = list(media)
 
         def work(session: Session) -> None:
             run_phase(self.pipeline, "complete", ctx, session)
