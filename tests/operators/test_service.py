@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 
 import pyotp
 import pytest
@@ -281,9 +282,34 @@ def test_login_with_totp(gateway: Gateway) -> None:
     with gateway.db.session() as session:
         # A missing code is a prompt, not a guess; a wrong code is a guess.
         assert _operator(session, operator_id).failed_logins == 1
-    assert _login(gateway, code=pyotp.TOTP(secret).now()).ok
+    # The enrolment used the current step's code; the next step's code is inside the drift window.
+    next_code = pyotp.TOTP(secret).at(time.time() + 30)
+    assert _login(gateway, code=next_code).ok
     # A wrong password never reaches the code check, and says the same thing.
-    assert _login(gateway, password="wrong password!!", code=pyotp.TOTP(secret).now()).message == bad.message
+    assert _login(gateway, password="wrong password!!", code=next_code).message == bad.message
+
+
+def test_a_totp_code_opens_one_session_only(gateway: Gateway) -> None:
+    operator_id = _create(gateway)
+    moment = time.time()
+    with gateway.db.session() as session:
+        operator = _operator(session, operator_id)
+        enrolment = operators.begin_totp_enrolment(gateway.keys, operator)
+        totp = pyotp.TOTP(enrolment.secret)
+        enrolment_code = totp.at(moment)
+        operators.enable_totp(session, gateway.keys, operator, pending=enrolment.pending, code=enrolment_code)
+    # The code that completed the enrolment cannot also be used to log in.
+    replayed_enrolment = _login(gateway, code=enrolment_code)
+    assert not replayed_enrolment.ok and replayed_enrolment.reason == "bad_totp"
+    code = totp.at(moment + 30)
+    assert _login(gateway, code=code).ok
+    again = _login(gateway, code=code)
+    assert not again.ok and again.reason == "bad_totp"
+    # Nor does an older step's code work once a newer one was accepted.
+    older = _login(gateway, code=totp.at(moment - 30))
+    assert not older.ok
+    reasons = [event.data["reason"] for event in _events(gateway, "operator.login_failed")]
+    assert reasons.count("totp_reused") >= 2  # the third may fall outside the drift window instead
 
 
 def test_disable_totp_needs_the_password_unless_an_admin_resets(gateway: Gateway) -> None:

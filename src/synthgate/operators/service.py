@@ -14,13 +14,14 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from synthgate.audit import service as audit
@@ -277,19 +278,45 @@ def resume_totp_enrolment(keys: KeyStore, operator: Operator, pending: str) -> T
     return TotpEnrolment(secret=secret, uri=uri, pending=pending)
 
 
-def _code_ok(secret: str, code: str) -> bool:
+def _matched_step(secret: str, code: str, now: float | None = None) -> int | None:
+    """The time step whose code ``code`` is, or None. One step either side absorbs clock drift
+    between the phone and the server."""
     code = "".join(code.split())
     if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    moment = time.time() if now is None else now
+    current = int(moment // totp.interval)
+    for step in (current, current - 1, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def _claim_step(session: Session, operator: Operator, step: int) -> bool:
+    """Accept a code's step once: a code seen at login (shoulder-surfed, phished, logged by a proxy)
+    cannot be replayed within its window. One conditional UPDATE, so two logins racing with the
+    same code cannot both win."""
+    claimed = session.execute(
+        update(Operator)
+        .where(Operator.id == operator.id)
+        .where(or_(Operator.totp_last_step.is_(None), Operator.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
         return False
-    # One step either side absorbs clock drift between the phone and the server.
-    return bool(pyotp.TOTP(secret).verify(code, valid_window=1))
+    operator.totp_last_step = step
+    return True
 
 
 def enable_totp(session: Session, keys: KeyStore, operator: Operator, *, pending: str, code: str) -> None:
     secret = _open_pending(keys, operator, pending)
-    if not _code_ok(secret, code):
+    step = _matched_step(secret, code)
+    if step is None:
         raise InvalidInput("that code does not match; check the app's clock and try again", field="code")
     operator.totp_secret_enc = keys.encrypt(secret, "totp")
+    operator.totp_last_step = step  # the enrolment code does not also open a session
     audit.record(
         session,
         "operator.totp_enabled",
@@ -375,8 +402,11 @@ def login(
             _fail(session, operator, "totp_required", count=False)
             return LoginOutcome(False, "totp_required", "enter the 6-digit code from your authenticator app")
         secret = keys.decrypt(operator.totp_secret_enc, "totp")
-        if not _code_ok(secret, totp_code):
+        step = _matched_step(secret, totp_code)
+        if step is None:
             return _fail(session, operator, "bad_totp", settings=settings)
+        if not _claim_step(session, operator, step):
+            return _fail(session, operator, "totp_reused", settings=settings)
     operator.failed_logins = 0
     console_session, token = start_session(session, settings, operator)
     audit.record(
@@ -417,7 +447,7 @@ def _fail(
             subject_id=operator.id,
             data={"username": operator.username, "failed_logins": operator.failed_logins},
         )
-    if reason == "bad_totp":
+    if reason in ("bad_totp", "totp_reused"):
         return LoginOutcome(False, "bad_totp", _GENERIC_FAILURE)
     return LoginOutcome(False, "bad_credentials", _GENERIC_FAILURE)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 01:43:03.779168
+Create Date: 2026-11-25 01:46:39.332918
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.Text(), nullable=False),
         sa.Column("must_change_password", sa.Boolean(), nullable=False),
         sa.Column("totp_secret_enc", sa.Text(), nullable=True),
+        sa.Column("totp_last_step", sa.Integer(), nullable=True),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
