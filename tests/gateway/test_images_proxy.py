@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 
+import soundfile
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
@@ -66,3 +67,33 @@ def test_image_proxy_refuses_urls_and_unverified_users(
     assert bad_size.status_code == 400  # the model's own client error, passed through
     with gateway.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Generation)) == 0
+
+
+def test_dsp16_speech_proxy_delivers_recorded_audio(
+    client: TestClient, gateway: Gateway, sms: CapturingSmsSender, upstream: str
+) -> None:
+    speech = make_service(gateway, upstream_url=upstream)
+    ready_user(gateway, sms, speech.service)
+    response = client.post(
+        "/v1/audio/speech",
+        json={"model": "tts", "input": "hello from the gateway", "voice": "alloy", "response_format": "wav"},
+        headers={**speech.headers, "X-Synthgate-User": "u1"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    info = soundfile.info(io.BytesIO(response.content))
+    assert info.format == "WAV" and info.duration > 0.5
+    produce_id = response.headers["X-Synthgate-Produce-Id"]
+    with gateway.db.session() as session:
+        record = session.scalar(select(Generation).where(Generation.produce_id == produce_id))
+        assert record is not None
+        assert (record.medium, record.operation) == ("audio", "audio.speech")
+        assert record.output_sha256 == hashlib.sha256(response.content).hexdigest()
+
+    unlabelable = client.post(
+        "/v1/audio/speech",
+        json={"input": "x", "user": "u1", "response_format": "opus"},
+        headers=speech.headers,
+    )
+    assert unlabelable.status_code == 422
+    assert unlabelable.json()["error"]["param"] == "response_format"

@@ -9,6 +9,8 @@ It stands in for a remote model service and speaks the real wire protocol:
 * ``POST /v1/images/generations`` -- an ``images`` answer with one PNG as ``b64_json``: a picture
   drawn from the prompt (a colour field seeded by it, the prompt's words written on it), so the
   same prompt always gives the same image;
+* ``POST /v1/audio/speech`` -- the spoken ``input`` as a WAV, FLAC or MP3 file: speech from
+  espeak-ng where it is installed, otherwise a tone per character (deterministic either way);
 * ``GET /v1/models`` -- a model list;
 * ``GET /healthz`` -- ``{"status": "ok", "pid": <server process id>}``.
 
@@ -239,6 +241,13 @@ class _UpstreamApp:
                 )
                 return
             await self._images(receive, send)
+        elif path in ("/v1/audio/speech", "/audio/speech"):
+            if method != "POST":
+                await self._error(
+                    send, 405, f"Method {method} not allowed on {path}.", "invalid_request_error"
+                )
+                return
+            await self._speech(receive, send)
         elif path in ("/v1/models", "/models"):
             if method not in ("GET", "HEAD"):
                 await self._error(
@@ -292,6 +301,40 @@ class _UpstreamApp:
         image = await asyncio.to_thread(draw_image, prompt, width, height)
         answer = {"created": int(time.time()), "data": [{"b64_json": image, "revised_prompt": prompt}]}
         await self._respond(send, 200, _dumps(answer))
+
+    # -- speech ----------------------------------------------------------------------------------
+
+    async def _speech(self, receive: Receive, send: Send) -> None:
+        body = await self._read_body(receive)
+        if body is None:
+            await self._error(send, 413, "Request body too large.", "invalid_request_error")
+            return
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise _BadRequest("The request body must be a JSON object.")
+            text = payload.get("input")
+            if not isinstance(text, str) or not text.strip():
+                raise _BadRequest("'input' must be a non-empty string.", "input", "invalid_value")
+            if len(text) > 4096:
+                raise _BadRequest("'input' is longer than 4096 characters.", "input", "invalid_value")
+            audio_format = payload.get("response_format", "mp3")
+            if audio_format not in SPEECH_FORMATS:
+                raise _BadRequest(
+                    f"'response_format' must be one of {', '.join(SPEECH_FORMATS)}.",
+                    "response_format",
+                    "invalid_value",
+                )
+        except json.JSONDecodeError:
+            await self._error(send, 400, "The request body is not valid JSON.", "invalid_request_error")
+            return
+        except _BadRequest as exc:
+            await self._error(send, 400, exc.message, "invalid_request_error", exc.param, exc.code)
+            return
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        audio = await asyncio.to_thread(speak, text, audio_format)
+        await self._respond(send, 200, audio, [(b"content-type", SPEECH_FORMATS[audio_format].encode())])
 
     # -- chat completions ------------------------------------------------------------------------
 
@@ -396,6 +439,48 @@ def _image_size(value: object) -> tuple[int, int]:
     if not (64 <= width <= 2048 and 64 <= height <= 2048):
         raise _BadRequest("'size' must be between 64x64 and 2048x2048.", "size", "invalid_value")
     return width, height
+
+
+SPEECH_FORMATS: Final = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
+SPEECH_RATE: Final = 22050
+
+
+def speak(text: str, audio_format: str) -> bytes:
+    """``text`` as audio in ``audio_format``: espeak-ng's speech when it is installed, else tones."""
+    import io
+    import shutil
+
+    import numpy as np
+    import soundfile
+
+    samples: Any = None
+    rate = SPEECH_RATE
+    espeak = shutil.which("espeak-ng")
+    if espeak:
+        done = subprocess.run(
+            [espeak, "--stdout", "-v", "cmn" if _has_cjk(text) else "en", text],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode == 0 and done.stdout:
+            samples, rate = soundfile.read(io.BytesIO(done.stdout), dtype="float32")
+    if samples is None:
+        # A tone per character between 200 and 800 Hz, 80 ms each, faded in and out.
+        pieces = []
+        t = np.arange(int(0.08 * rate)) / rate
+        fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
+        for char in text[:400]:
+            frequency = 200 + (ord(char) * 37) % 600
+            pieces.append(0.3 * np.sin(2 * np.pi * frequency * t) * fade)
+        samples = np.concatenate(pieces).astype("float32")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format=audio_format.upper())
+    return buffer.getvalue()
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= char <= "\u9fff" for char in text)
 
 
 def draw_image(prompt: str, width: int, height: int) -> str:

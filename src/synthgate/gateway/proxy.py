@@ -1,5 +1,5 @@
-"""OpenAI-compatible proxy: ``POST /v1/chat/completions`` (streaming and not) and
-``POST /v1/images/generations``.
+"""OpenAI-compatible proxy: ``POST /v1/chat/completions`` (streaming and not),
+``POST /v1/images/generations`` and ``POST /v1/audio/speech``.
 
 Every stage runs inline: the check phase before the request is forwarded, output screening and
 labels on the answer (as it streams), and the record before the stream is closed. The end user
@@ -27,6 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from synthgate.errors import InvalidInput, Refused, SynthgateError
 from synthgate.gateway.pipeline import GenerationContext, service_detector, text_label_for
 from synthgate.gateway.sdk import Gateway, messages_to_text
+from synthgate.gateway.service import Completed
 from synthgate.gateway.streaming import StreamGuard
 from synthgate.media import MediaItem, MediaLimits
 from synthgate.web.deps import Caller, authenticate_key, bearer, get_gateway
@@ -91,12 +92,7 @@ def _upstream_request(
 
 
 def _parse_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("request body must be a JSON object", field="body")
+    body = _json_object(raw)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidInput("'messages' must be a non-empty list", field="messages")
@@ -138,13 +134,18 @@ async def chat_completions(
         return _openai_error(exc)
 
 
-def _parse_image_body(raw: bytes) -> dict[str, Any]:
+def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from exc
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object", field="body")
+    return body
+
+
+def _parse_image_body(raw: bytes) -> dict[str, Any]:
+    body = _json_object(raw)
     if not isinstance(body.get("prompt"), str) or not body["prompt"]:
         raise InvalidInput("'prompt' must be a non-empty string", field="prompt")
     if body.get("n", 1) not in (1, None):
@@ -153,6 +154,75 @@ def _parse_image_body(raw: bytes) -> dict[str, Any]:
         # A URL would point at the unlabeled original on the model's host.
         raise InvalidInput("only response_format b64_json is supported", field="response_format")
     return body
+
+
+SPEECH_FORMATS = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
+"""Speech formats the gateway can label (explicit cue and metadata) before delivering."""
+
+
+def _parse_speech_body(raw: bytes) -> dict[str, Any]:
+    body = _json_object(raw)
+    if not isinstance(body.get("input"), str) or not body["input"].strip():
+        raise InvalidInput("'input' must be a non-empty string", field="input")
+    if body.get("stream_format") not in (None, "audio"):
+        raise InvalidInput(
+            "only whole files are supported: each is labeled and recorded", field="stream_format"
+        )
+    body.setdefault("response_format", "mp3")
+    if body["response_format"] not in SPEECH_FORMATS:
+        raise InvalidInput(
+            f"response_format must be one of {', '.join(SPEECH_FORMATS)} (formats the gateway labels)",
+            field="response_format",
+        )
+    return body
+
+
+class _MediaCall:
+    """The shape shared by the media endpoints: check the prompt, call the model, label and record
+    the file it returns."""
+
+    def __init__(self, request: Request, credentials: HTTPAuthorizationCredentials | None, gateway: Gateway):
+        self.request = request
+        self.secret = credentials.credentials if credentials else None
+        self.gateway = gateway
+        self.limiter: anyio.CapacityLimiter = request.app.state.db_limiter
+
+    async def check(
+        self, body: dict[str, Any], prompt: str, *, medium: str, operation: str, endpoint: str
+    ) -> tuple[GenerationContext, str, dict[str, str], dict[str, Any]]:
+        user = body.get("user") or self.request.headers.get("x-synthgate-user")
+        if not isinstance(user, str) or not user:
+            raise InvalidInput("name the end user in 'user' or the X-Synthgate-User header", field="user")
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        gateway = self.gateway
+
+        def authenticate_and_check() -> tuple[Caller, GenerationContext]:
+            # One trip to the thread pool for both: each hop costs a context switch on the hot path.
+            caller = authenticate_key(gateway, self.secret, "generate")
+            ctx = gateway.service.proxy_check(
+                caller.service, user, prompt, model=model, medium=medium, operation=operation
+            )
+            return caller, ctx
+
+        caller, ctx = await in_db_turn(self.limiter, authenticate_and_check)
+        url, headers, forwarded = _upstream_request(caller, gateway, body, ctx, endpoint)
+        return ctx, url, headers, forwarded
+
+    async def call(self, url: str, headers: dict[str, str], forwarded: dict[str, Any]) -> httpx.Response:
+        client: httpx.AsyncClient = self.request.app.state.upstream
+        try:
+            return await client.post(url, headers=headers, json=forwarded)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the upstream model could not be reached: {type(exc).__name__}") from exc
+
+    async def complete(self, ctx: GenerationContext, data: bytes, medium: str) -> Completed:
+        try:
+            item = MediaItem.from_bytes(data, limits=MediaLimits.from_settings(self.gateway.settings))
+        except SynthgateError as exc:
+            raise UpstreamError(f"the upstream file is not usable: {exc.message}") from exc
+        if item.medium != medium:
+            raise UpstreamError(f"the upstream answered with {item.container}, not {medium}")
+        return await in_db_turn(self.limiter, self.gateway.service.proxy_complete, ctx, None, [item])
 
 
 @router.post("/v1/images/generations")
@@ -164,28 +234,12 @@ async def images_generations(
     """Images through the pipeline: the prompt is checked, the picture screened, labeled and recorded."""
     try:
         body = _parse_image_body(await request.body())
-        user = body.get("user") or request.headers.get("x-synthgate-user")
-        if not isinstance(user, str) or not user:
-            raise InvalidInput("name the end user in 'user' or the X-Synthgate-User header", field="user")
-        model = body.get("model") if isinstance(body.get("model"), str) else None
-        secret = credentials.credentials if credentials else None
-        limiter: anyio.CapacityLimiter = request.app.state.db_limiter
-
-        def authenticate_and_check() -> tuple[Caller, GenerationContext]:
-            caller = authenticate_key(gateway, secret, "generate")
-            ctx = gateway.service.proxy_check(
-                caller.service, user, body["prompt"], model=model, medium="image", operation="image.generate"
-            )
-            return caller, ctx
-
-        caller, ctx = await in_db_turn(limiter, authenticate_and_check)
-        url, headers, forwarded = _upstream_request(caller, gateway, body, ctx, "/images/generations")
+        call = _MediaCall(request, credentials, gateway)
+        ctx, url, headers, forwarded = await call.check(
+            body, body["prompt"], medium="image", operation="image.generate", endpoint="/images/generations"
+        )
         forwarded["response_format"] = "b64_json"
-        client: httpx.AsyncClient = request.app.state.upstream
-        try:
-            upstream = await client.post(url, headers=headers, json=forwarded)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream model could not be reached: {type(exc).__name__}") from exc
+        upstream = await call.call(url, headers, forwarded)
         if upstream.status_code >= 400:
             return _upstream_failure(upstream.status_code, upstream.content)
         try:
@@ -194,17 +248,35 @@ async def images_generations(
             data = base64.b64decode(entry["b64_json"], validate=True)
         except (ValueError, KeyError, IndexError, TypeError, binascii.Error) as exc:
             raise UpstreamError("the upstream answer is not an image generation with b64_json") from exc
-        try:
-            item = MediaItem.from_bytes(data, limits=MediaLimits.from_settings(gateway.settings))
-        except SynthgateError as exc:
-            raise UpstreamError(f"the upstream image is not usable: {exc.message}") from exc
-        if item.medium != "image":
-            raise UpstreamError(f"the upstream answered with {item.container}, not an image")
-        done = await in_db_turn(limiter, gateway.service.proxy_complete, ctx, None, [item])
+        done = await call.complete(ctx, data, "image")
         entry["b64_json"] = base64.b64encode(done.media[0].data).decode()
         answer["data"] = [entry]
         answer["synthgate"] = _synthgate_block(ctx, done.labels)
         return JSONResponse(answer, headers=_tag_headers(ctx))
+    except SynthgateError as exc:
+        return _openai_error(exc)
+
+
+@router.post("/v1/audio/speech")
+async def audio_speech(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    """Speech through the pipeline: the text is checked, the audio screened, labeled and recorded."""
+    try:
+        body = _parse_speech_body(await request.body())
+        call = _MediaCall(request, credentials, gateway)
+        ctx, url, headers, forwarded = await call.check(
+            body, body["input"], medium="audio", operation="audio.speech", endpoint="/audio/speech"
+        )
+        upstream = await call.call(url, headers, forwarded)
+        if upstream.status_code >= 400:
+            return _upstream_failure(upstream.status_code, upstream.content)
+        done = await call.complete(ctx, upstream.content, "audio")
+        delivered = done.media[0]
+        media_type = SPEECH_FORMATS.get(delivered.container, "application/octet-stream")
+        return Response(delivered.data, media_type=media_type, headers=_tag_headers(ctx))
     except SynthgateError as exc:
         return _openai_error(exc)
 
