@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -168,6 +168,14 @@ class _UpstreamApp:
         self.delay_s = delay_ms / 1000.0
         self.started = int(time.time())
         self._health_body = _dumps({"status": "ok", "pid": os.getpid()})
+        # Paths with or without the /v1 prefix, as OpenAI clients configured either way send them.
+        self._routes: dict[str, tuple[tuple[str, ...], Callable[[Receive, Send], Awaitable[None]]]] = {
+            "/chat/completions": (("POST",), self._chat_completions),
+            "/images/generations": (("POST",), self._images),
+            "/audio/speech": (("POST",), self._speech),
+            "/models": (("GET", "HEAD"), self._models),
+            "/healthz": (("GET", "HEAD"), self._health),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -227,49 +235,32 @@ class _UpstreamApp:
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
         method: str = scope["method"]
-        if path in ("/v1/chat/completions", "/chat/completions"):
-            if method != "POST":
-                await self._error(
-                    send, 405, f"Method {method} not allowed on {path}.", "invalid_request_error"
-                )
-                return
-            await self._chat_completions(receive, send)
-        elif path in ("/v1/images/generations", "/images/generations"):
-            if method != "POST":
-                await self._error(
-                    send, 405, f"Method {method} not allowed on {path}.", "invalid_request_error"
-                )
-                return
-            await self._images(receive, send)
-        elif path in ("/v1/audio/speech", "/audio/speech"):
-            if method != "POST":
-                await self._error(
-                    send, 405, f"Method {method} not allowed on {path}.", "invalid_request_error"
-                )
-                return
-            await self._speech(receive, send)
-        elif path in ("/v1/models", "/models"):
-            if method not in ("GET", "HEAD"):
-                await self._error(
-                    send, 405, f"Method {method} not allowed on {path}.", "invalid_request_error"
-                )
-                return
-            models = {
-                "object": "list",
-                "data": [
-                    {
-                        "id": DEFAULT_MODEL,
-                        "object": "model",
-                        "created": self.started,
-                        "owned_by": "synthgate-dev",
-                    }
-                ],
-            }
-            await self._respond(send, 200, _dumps(models))
-        elif path == "/healthz":
-            await self._respond(send, 200, self._health_body)
-        else:
+        route = self._routes.get(path.removeprefix("/v1"))
+        if route is None:
             await self._error(send, 404, f"Invalid URL ({method} {path})", "invalid_request_error")
+            return
+        methods, handler = route
+        if method not in methods:
+            await self._error(send, 405, f"Method {method} not allowed on {path}.", "invalid_request_error")
+            return
+        await handler(receive, send)
+
+    async def _models(self, receive: Receive, send: Send) -> None:
+        models = {
+            "object": "list",
+            "data": [
+                {
+                    "id": DEFAULT_MODEL,
+                    "object": "model",
+                    "created": self.started,
+                    "owned_by": "synthgate-dev",
+                }
+            ],
+        }
+        await self._respond(send, 200, _dumps(models))
+
+    async def _health(self, receive: Receive, send: Send) -> None:
+        await self._respond(send, 200, self._health_body)
 
     # -- images ----------------------------------------------------------------------------------
 
