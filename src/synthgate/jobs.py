@@ -10,6 +10,8 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -78,8 +80,46 @@ def _gateway_in_job_process(settings: Settings) -> Gateway:
     return _job_gateway
 
 
+def exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """End the job process when the server that spawned it is gone (the pool's initializer).
+
+    A server killed outright (SIGKILL, OOM killer, a supervisor's hard stop) never shuts its pool
+    down, and its job process would live on, orphaned, holding a database connection; each restart
+    would add one. An orphan is re-parented, so a changed parent id means it is time to go.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _sequence(gateway: Gateway) -> None:
     audit.integrate_all(gateway.db.sessions)
+
+
+def partition_maintenance(gateway: Gateway) -> list[str]:
+    """PostgreSQL: create the coming months' partitions ahead of time (a no-op on SQLite)."""
+    from synthgate.provenance.partitions import ensure_partitions
+
+    with gateway.db.session() as session:
+        created = ensure_partitions(session.connection())
+    if created:
+        log.info("jobs.partitions_created", partitions=created)
+    return created
+
+
+def consent_expiry_purge(gateway: Gateway) -> int:
+    """DSP-14: end consents past their date and delete their biometric templates."""
+    from synthgate.consent import service as consent
+
+    with gateway.db.session() as session:
+        ended = consent.purge_expired(session)
+    if ended:
+        log.info("jobs.consent_expiry_purge", consents=ended)
+    return ended
 
 
 def _session_purge(gateway: Gateway) -> None:
@@ -89,11 +129,29 @@ def _session_purge(gateway: Gateway) -> None:
         operators.purge_expired_sessions(session)
 
 
+def _filing_reminders(gateway: Gateway) -> None:
+    from synthgate.governance import service as governance
+    from synthgate.governance.workdays import calendar_for
+
+    with gateway.db.session() as session:
+        governance.send_filing_reminders(session, calendar=calendar_for(gateway.settings))
+
+
+def _cases(gateway: Gateway) -> None:
+    from synthgate.cases.jobs import tick
+
+    tick(gateway)
+
+
 _JOBS: dict[str, Callable[[Gateway], object]] = {
+    "filing-reminders": _filing_reminders,
     "audit-sequence": _sequence,
     "audit-checkpoint": integrate_and_checkpoint,
     "retention-purge": retention_purge,
     "operator-session-purge": _session_purge,
+    "cases-deadlines": _cases,
+    "consent-expiry-purge": consent_expiry_purge,
+    "partition-maintenance": partition_maintenance,
 }
 
 
@@ -107,7 +165,14 @@ def run_job(name: str, settings: Settings) -> None:
 
 def start_scheduler(gateway: Gateway) -> BackgroundScheduler:
     settings = gateway.settings
-    executor = ProcessPoolExecutor(1, pool_kwargs={"mp_context": multiprocessing.get_context("spawn")})
+    executor = ProcessPoolExecutor(
+        1,
+        pool_kwargs={
+            "mp_context": multiprocessing.get_context("spawn"),
+            "initializer": exit_with_parent,
+            "initargs": (os.getpid(),),
+        },
+    )
     scheduler = BackgroundScheduler(daemon=True, executors={"default": executor})
     intervals = {
         # Sequencing often keeps each batch small; a signed checkpoint is needed far less often.
@@ -115,6 +180,13 @@ def start_scheduler(gateway: Gateway) -> BackgroundScheduler:
         "audit-checkpoint": settings.audit_checkpoint_interval_seconds,
         "retention-purge": settings.purge_interval_seconds,
         "operator-session-purge": 3600.0,
+        # Complaint deadlines are in working days; reminders within minutes are early enough.
+        "cases-deadlines": 300.0,
+        # Expired consents stop matching at once (the matcher checks the date); this deletes templates.
+        "consent-expiry-purge": 300.0,
+        "partition-maintenance": 86400.0,
+        # DSP-19 deadlines are counted in working days: an hourly look is plenty.
+        "filing-reminders": 3600.0,
     }
     for name, seconds in intervals.items():
         scheduler.add_job(
