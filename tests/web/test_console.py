@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -299,7 +300,9 @@ def test_totp_enrol_then_login_needs_code(
     client.cookies.clear()
     needs_code = post_login(client, me.username, me.password)
     assert needs_code.status_code == 401 and "authenticator" in needs_code.text
-    logged_in = post_login(client, me.username, me.password, totp_code=pyotp.TOTP(secret.group(1)).now())
+    # The enrolment code is spent; the next step's code is inside the drift window.
+    next_code = pyotp.TOTP(secret.group(1)).at(time.time() + 30)
+    logged_in = post_login(client, me.username, me.password, totp_code=next_code)
     assert logged_in.status_code == 303
     assert "Two-step login is off" not in client.get("/console").text
 
