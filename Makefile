@@ -40,7 +40,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # Debian packages the tests use (no browser or tool downloads of their own): chromium for the
 # console's browser tests, ExifTool and ffmpeg as third-party label readers, a CJK font so
 # Chinese renders in browser screenshots.
-SYSTEM_PACKAGES := chromium libimage-exiftool-perl ffmpeg fonts-wqy-microhei
+SYSTEM_PACKAGES := chromium libimage-exiftool-perl ffmpeg fonts-wqy-microhei espeak-ng
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -53,7 +53,8 @@ system-deps:
 	fi
 
 lock:
-	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+	  --find-links /opt/wheels --emit-find-links -o requirements.lock
 
 bench-env:
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
@@ -83,3 +84,8 @@ schema: env
 bench-watermark: env
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps "invisible-watermark>=0.2"
 	OMP_NUM_THREADS=1 $(BIN)/python bench/watermark_robustness.py --write-docs
+
+# Audio watermark on espeak-ng speech, attacks through ffmpeg, PESQ from the `pesq` package.
+.PHONY: bench-watermark-audio
+bench-watermark-audio: env
+	OMP_NUM_THREADS=1 $(BIN)/python bench/watermark_audio.py --write-docs

@@ -219,6 +219,22 @@ def service_create(
         out.print(f"service [bold]{created['slug']}[/bold] created ({created['id']})")
 
 
+@service_app.command("webhook-secret")
+def service_webhook_secret(
+    service: Annotated[str, typer.Option(help="Service slug or id")],
+) -> None:
+    """Print the key the service's webhooks are signed with (HMAC-SHA256; the reveal is audited)."""
+    from synthgate.governance import service as governance
+
+    gateway = _gateway()
+
+    def reveal() -> str:
+        with gateway.db.session() as session:
+            return governance.reveal_webhook_secret(session, gateway.keys, service, actor=_actor())
+
+    typer.echo(_run(reveal))
+
+
 @service_app.command("list")
 def service_list(as_json: JsonOpt = False) -> None:
     """List services."""
@@ -748,7 +764,12 @@ def trace(
     data = file.read_bytes()
     with gateway.db.session() as session:
         result = provenance.trace(
-            session, provenance.TraceInput(data=data, filename=file.name), actor=_actor(), show_account=True
+            session,
+            provenance.TraceInput(
+                data=data, filename=file.name, keys=gateway.keys, settings=gateway.settings
+            ),
+            actor=_actor(),
+            show_account=True,
         )
         found = result.as_dict()
     if as_json:
@@ -784,13 +805,18 @@ def inspect_file(
     if not path.is_file():
         err.print(f"[red]error:[/red] {path} is not a file")
         raise typer.Exit(2)
-    verifier = KeyStore(settings).labeling_signing_key.public_key()
+    from synthgate.labeling.service import binding_verifiers, c2pa_paths
+
+    verifier = binding_verifiers(KeyStore(settings))
+    anchors = c2pa_paths(settings)[2]
     report = _run(
         lambda: inspect(
             path.read_bytes(),
             verifier=verifier,
             declared=declared,
             limits=MediaLimits.from_settings(settings),
+            trust_anchors=anchors.read_bytes() if anchors.is_file() else None,
+            thorough=True,
         )
     )
     data = report.to_dict()
@@ -804,6 +830,8 @@ def inspect_file(
         out.print(f"  label in {found['where']} ({found['form']}): {found['raw']}")
     if data["binding"]:
         out.print(f"  binding: {data['binding']}")
+    if data["c2pa"].get("present"):
+        out.print(f"  C2PA: {data['c2pa']['state']}, AI-generated {data['c2pa']['ai_generated']}")
     for finding in data["findings"]:
         out.print(f"  [yellow]finding:[/yellow] {finding}")
 
@@ -921,10 +949,11 @@ def watermark_detect(
 
 # --- moderation (the feature library and screening) -----------------------------------------------
 
-from synthgate.moderation.cli import library_app, screen  # noqa: E402
+from synthgate.moderation.cli import eval_bank, library_app, screen  # noqa: E402
 
 app.add_typer(library_app, name="library")
 app.command("screen")(screen)
+app.command("eval")(eval_bank)
 
 
 # --- full labels (explicit + metadata + binding + C2PA) and C2PA certificates ----------------------
@@ -933,6 +962,14 @@ from synthgate.labeling.cli import certs_app, label  # noqa: E402
 
 app.add_typer(certs_app, name="certs")
 app.command("label")(label)
+
+
+# --- governance: transparency figures and filing deadlines ----------------------------------------
+
+from synthgate.governance.cli import filings_app, transparency_app  # noqa: E402
+
+app.add_typer(transparency_app, name="transparency")
+app.add_typer(filings_app, name="filings")
 
 
 # --- development ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ variables win, so a deployment can keep one file and override single values per 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
             "/complaints",
             "/v1/consents",
             "/consent",
+            "/console/governance/evidence",
         ]
     )
     max_media_items: int = Field(default=8, ge=0)
@@ -99,6 +101,23 @@ class Settings(BaseSettings):
     national_identity_verifier: str = "unconfigured"
     national_identity_url: str | None = None
 
+    # Biometric-edit consent (DSP-14; consent/). Thresholds calibrated in docs/performance.md.
+    consent_notifier: str = "log"
+    """How consent links reach the person asked (``synthgate.consent_notifiers``): ``log`` or ``sms``."""
+    consent_request_ttl_hours: float = 72.0
+    consent_max_days: int = 366
+    consent_face_threshold: float = 0.45
+    """Largest Euclidean distance between dlib face descriptors that counts as the same person."""
+    consent_voice_threshold: float = 0.12
+    """Largest cosine distance between speaker embeddings that counts as the same voice."""
+    consent_keep_raw_media: bool = False
+    """Keep the enrolment photo / recording (encrypted) beside the template; off by default."""
+    consent_media_policy: Literal["detect", "operations"] = "detect"
+    """``detect``: any input image, video or audio with a face or voice needs consent; ``operations``:
+    only typed biometric operations do (a service's ``consent_media_policy`` setting wins)."""
+    consent_video_fps: float = 1.0
+    consent_video_max_frames: int = 60
+
     # Gateway.
     ticket_ttl_seconds: int = 600
     upstream_timeout_seconds: float = 120.0
@@ -108,9 +127,12 @@ class Settings(BaseSettings):
         default_factory=lambda: [
             "identity",
             "rules",
+            "governance_gate",
             "input_screening",
+            "consent",
             "output_screening",
             "explicit_label",
+            "media_label",
             "record",
         ]
     )
@@ -127,6 +149,10 @@ class Settings(BaseSettings):
     label_audio_placement: list[Literal["start", "end", "middle"]] = ["start"]  # pydantic copies it
     label_video_span: Literal["start", "start_end", "whole"] = "start"
     label_video_seconds: float = 2.0
+    label_binding_algorithm: Literal["ed25519", "sm2"] = "ed25519"
+    """Signature binding a metadata label to its content (ReservedCode1): Ed25519, or SM2 with SM3."""
+    label_media_watermark: bool = True
+    """The media_label stage also embeds the invisible watermark where a codec carries it (LM-5)."""
     # C2PA manifests (labeling/c2pa.py); `synthgate certs dev` writes a development chain to
     # <data dir>/c2pa/, used when these paths are unset.
     c2pa_enabled: bool = True
@@ -141,8 +167,42 @@ class Settings(BaseSettings):
     media_max_bytes: int = 200 * 1024 * 1024
     media_max_pixels: int = 64_000_000
     media_max_duration_seconds: float = 3600.0
+    evidence_max_bytes: int = 20 * 1024 * 1024
+    """Governance evidence files (assessment reports, DSP-7 records, labeling materials)."""
     inspect_rate_per_minute: int = 30
     """Public ``POST /v1/inspect`` requests per client address per minute."""
+
+    # Complaints, cases and appeals (DSP-10/11/12, GAI-14/15; cases/).
+    complaint_deadline_workdays: int = Field(default=7, ge=1, le=60)
+    """The published feedback deadline: a decision within this many working days of receipt."""
+    appeal_deadline_workdays: int = Field(default=10, ge=1, le=60)
+    complaint_reminder_workdays: int = Field(default=1, ge=0)
+    """Remind the assignee when this many working days (or fewer) are left."""
+    complaint_rate_per_hour: int = Field(default=10, ge=1)
+    """Complaints accepted per client address per hour (all workers together: counted in the database)."""
+    complaint_pow_bits: int = Field(default=18, ge=0, le=28)
+    """Leading zero bits the API's proof-of-work needs (about 2**bits SHA-256 tries for the client)."""
+    complaint_form_min_seconds: float = Field(default=3.0, ge=0)
+    """A web form sent back sooner than this after it was served is a bot's."""
+    complaint_token_max_age_seconds: int = 7200
+    workday_extra_holidays: list[dt.date] = Field(default_factory=list)
+    """Days off beyond the official calendar (local holidays, or years the package does not know yet)."""
+    workday_extra_workdays: list[dt.date] = Field(default_factory=list)
+    cases_notifiers: dict[str, str] = Field(default_factory=lambda: {"complainant": "log", "user": "log"})
+    """Notifier per recipient (group ``synthgate.case_notifiers``): ``log``, ``smtp`` or ``webhook``."""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "noreply@synthgate.local"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    cases_webhook_url: str | None = None
+    """Where the webhook notifier posts notices (a provider endpoint that reaches its users)."""
+    authority_transport: str = "files"
+    """How reports reach the authority (group ``synthgate.authority_transports``): ``files`` or ``http``."""
+    authority_dir: Path | None = None
+    """Outbox directory of the ``files`` transport (default ``<data dir>/authority-outbox``)."""
+    authority_url: str | None = None
 
     # Console.
     session_ttl_seconds: int = 8 * 3600

@@ -7,6 +7,7 @@ One set of models serves SQLite (the embedded default) and PostgreSQL; Alembic m
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -73,6 +74,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# JSON columns are written in one canonical spelling (sorted keys, no spaces, UTF-8): the audit
+# log's leaves commit to exactly that spelling, so verification hashes the stored text as it is
+# instead of parsing and re-encoding every event.
+_json_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def make_engine(settings: Settings) -> Engine:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
@@ -80,6 +87,7 @@ def make_engine(settings: Settings) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=_json_text,
             pool_size=20,
             max_overflow=50,
         )
@@ -93,6 +101,7 @@ def make_engine(settings: Settings) -> Engine:
         # connection surfaces as OperationalError (503 with Retry-After) and the pool replaces it.
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},
+        json_serializer=_json_text,
     )
 
 
@@ -154,6 +163,8 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
 def import_all_models() -> None:
     """Import every domain's models so ``Base.metadata`` is complete (Alembic, tests)."""
     from synthgate.audit import models as _audit  # noqa: F401
+    from synthgate.cases import models as _cases  # noqa: F401
+    from synthgate.consent import models as _consent  # noqa: F401
     from synthgate.gateway import models as _gateway  # noqa: F401
     from synthgate.governance import models as _governance  # noqa: F401
     from synthgate.identity import models as _identity  # noqa: F401

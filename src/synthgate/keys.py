@@ -98,6 +98,11 @@ class KeyStore:
     def mac(self, purpose: str, message: str) -> str:
         return hmac.new(self.derive(purpose), message.encode(), hashlib.sha256).hexdigest()
 
+    def webhook_secret(self, service_id: str) -> str:
+        """The key a service's webhooks are signed with (HMAC-SHA256), derived, never stored: the
+        provider reads it once with ``synthgate service webhook-secret`` and checks every call."""
+        return self.derive(f"webhook/{service_id}").hex()
+
     def watermark_key(self, service_id: str) -> bytes:
         """The secret that keys a service's invisible watermarks: nobody without it can read or forge them."""
         return self.derive(f"watermark/{service_id}")

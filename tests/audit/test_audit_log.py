@@ -83,3 +83,116 @@ def test_csl21_deleted_event_is_caught(
         session.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": middle.id})
     report = _verify(gateway)
     assert not report.ok and report.first_bad_index == 3
+
+
+def test_csl21_batched_appends_keep_order_content_and_verify(gateway: Gateway) -> None:
+    events = [
+        {
+            "event_type": "bench.batch",
+            "actor": "system",
+            "subject_type": "produce_id",
+            "subject_id": f"p{i}",
+            "data": {"i": i, "text": '标识 "quoted" \\ \n', "nested": {"z": [1, 2.5, None], "a": True}},
+        }
+        for i in range(60)  # above COPY_MIN_ROWS: the COPY path on PostgreSQL
+    ]
+    with gateway.db.session() as session:
+        assert audit.record_many(session, events[:5]) == 5  # the multi-row INSERT path
+        assert audit.record_many(session, events[5:]) == 55
+        assert audit.record_many(session, []) == 0
+    integrate_and_checkpoint(gateway)
+    with gateway.db.session() as session:
+        stored = session.scalars(
+            select(AuditEvent).where(AuditEvent.event_type == "bench.batch").order_by(AuditEvent.id)
+        ).all()
+        assert [e.data for e in stored] == [e["data"] for e in events]
+        assert [e.subject_id for e in stored] == [f"p{i}" for i in range(60)]
+        indexes = [e.leaf_index for e in stored]
+        assert indexes == sorted(indexes) and None not in indexes
+    assert _verify(gateway).ok
+    with gateway.db.session() as session:
+        for bad in ({"actor": "system"}, {"event_type": "x", "actor": "s", "personal": {"phone": "1"}}):
+            try:
+                audit.record_many(session, [bad])
+            except ValueError:
+                continue
+            raise AssertionError(f"accepted {bad}")
+
+
+def test_csl21_equal_json_in_another_spelling_verifies_a_changed_value_does_not(
+    gateway: Gateway,
+) -> None:
+    """Verification hashes the stored text directly when it is canonical and re-encodes it
+    otherwise: a re-spelled but equal value is not an edit, a changed value is."""
+    with gateway.db.session() as session:
+        audit.record_many(
+            session,
+            [{"event_type": "t.e", "actor": "system", "data": {"a": "x", "b": i}} for i in range(3)],
+        )
+    integrate_and_checkpoint(gateway)
+    with gateway.db.session() as session:
+        target = session.scalars(select(AuditEvent).where(AuditEvent.event_type == "t.e")).all()[1]
+        raw = session.execute(
+            text("SELECT CAST(data AS TEXT) FROM audit_events WHERE id = :i"), {"i": target.id}
+        )
+        assert raw.scalar() == '{"a":"x","b":1}'  # the engine writes the canonical spelling
+        session.execute(
+            text("UPDATE audit_events SET data = :d WHERE id = :i"),
+            {"d": '{ "b": 1,  "a": "x" }', "i": target.id},
+        )
+    assert _verify(gateway).ok
+    with gateway.db.session() as session:
+        session.execute(
+            text("UPDATE audit_events SET data = :d WHERE id = :i"),
+            {"d": '{"b": 2, "a": "x"}', "i": target.id},
+        )
+    report = _verify(gateway)
+    assert not report.ok and report.first_bad_index == target.leaf_index
+
+
+def test_csl21_concurrent_sequencers_and_writers_never_share_or_skip_an_index(gateway: Gateway) -> None:
+    """Sequencers plan outside the lock and write only if the tree did not move meanwhile: with
+    three of them racing four writers, every event gets exactly one index and the log verifies."""
+    import threading
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for batch in range(15):
+                with gateway.db.session() as session:
+                    audit.record_many(
+                        session,
+                        [
+                            {"event_type": "t.race", "actor": f"w{n}", "data": {"b": batch, "i": i}}
+                            for i in range(25)
+                        ],
+                    )
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    def sequencer() -> None:
+        try:
+            while not stop.is_set():
+                audit.integrate_all(gateway.db.sessions, batch=40)
+        except BaseException as exc:
+            errors.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    sequencers = [threading.Thread(target=sequencer) for _ in range(3)]
+    for thread in writers + sequencers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in sequencers:
+        thread.join()
+    assert not errors, errors
+    audit.integrate_all(gateway.db.sessions)
+    integrate_and_checkpoint(gateway)
+    with gateway.db.session() as session:
+        indexes = list(session.scalars(select(AuditEvent.leaf_index).order_by(AuditEvent.leaf_index)))
+    assert len(indexes) >= 4 * 15 * 25 and indexes == list(range(len(indexes)))
+    report = _verify(gateway)
+    assert report.ok and report.pending == 0, report.problems

@@ -144,3 +144,22 @@ def test_cli_story(settings: Settings, tmp_path: Path, sms: CapturingSmsSender) 
 
     verified = json.loads(sg(settings, "audit", "verify", "--json").stdout)
     assert verified["ok"] and verified["size"] > 5
+
+
+def test_webhook_secret_is_derived_shown_on_request_and_audited(settings: Settings, gateway: Gateway) -> None:
+    from sqlalchemy import select
+
+    from synthgate.audit.models import AuditEvent
+    from tests.conftest import make_service
+
+    chat = make_service(gateway)
+    shown = sg(settings, "service", "webhook-secret", "--service", chat.service.slug).stdout.strip()
+    assert shown == gateway.keys.webhook_secret(chat.service.id) and len(shown) == 64
+    assert shown != gateway.keys.webhook_secret("another-service")
+    with gateway.db.session() as session:
+        stored = session.scalars(
+            select(AuditEvent.data).where(AuditEvent.event_type == "service.webhook_secret_revealed")
+        )
+        assert list(stored) == [{}]  # the reveal is recorded; the secret itself is nowhere in the log
+    missing = sg(settings, "service", "webhook-secret", "--service", "nope", check=False)
+    assert missing.returncode != 0 and "no service" in (missing.stderr + missing.stdout)

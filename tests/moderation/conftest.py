@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from synthgate.gateway.sdk import Gateway
+from synthgate.governance import service as governance
+from synthgate.governance.models import Service
 from synthgate.moderation import service as library
 
 
@@ -16,3 +20,14 @@ def publish_terms(gateway: Gateway, *entries: tuple[str, str, str]) -> int:
         )
         library.decide(session, [e.id for e in proposed], approve=True, actor="operator:bob")
         return library.publish(session, actor="operator:bob").version
+
+
+def configure(gateway: Gateway, service: Service, **settings: Any) -> Service:
+    """Set moderation keys of a service's settings the way an operator does (validated, audited)."""
+    with gateway.db.session() as session:
+        row = session.get(Service, service.id)
+        assert row is not None
+        governance.update_service_settings(session, row, settings, actor="operator:alice")
+        session.flush()
+        session.expunge(row)
+    return row

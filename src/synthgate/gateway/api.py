@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from synthgate.errors import InvalidInput, NotFound
 from synthgate.gateway import schemas
 from synthgate.gateway.sdk import Gateway, messages_to_text
 from synthgate.governance.models import Service
+from synthgate.labeling.answer import label_headers
 from synthgate.media import MediaItem, MediaLimits
 from synthgate.web.deps import Caller, get_gateway, require_scope
 
@@ -78,6 +79,7 @@ def check(
 def complete(
     ticket_id: str,
     body: schemas.CompleteRequest,
+    response: Response,
     caller: Caller = Depends(generate_scope),
     gateway: Gateway = Depends(get_gateway),
 ) -> schemas.CompleteResponse:
@@ -85,6 +87,8 @@ def complete(
     done = gateway.service.complete(
         caller.service, ticket_id, body.output, media=decode_media(body.media, gateway)
     )
+    # GB-E for a text answer: the Annex E object of labels.implicit, also as a header.
+    response.headers.update(label_headers(done.labels))
     return schemas.CompleteResponse(
         produce_id=done.produce_id,
         output=done.output,

@@ -27,10 +27,16 @@ from synthgate.identity.models import Account
 from synthgate.keys import KeyStore
 from synthgate.labeling.text import TextLabel
 from synthgate.media import MediaItem
-from synthgate.moderation import service as moderation_service
-from synthgate.moderation.policy import DEFAULT_POLICY
+from synthgate.moderation.policy import DEFAULT_POLICY, Verdict
 from synthgate.moderation.policy import Stage as ModerationStage
-from synthgate.moderation.screener import Moderation, StreamScreener, build_screener, library_cache
+from synthgate.moderation.screener import (
+    Moderation,
+    StreamScreener,
+    build_moderation,
+    build_screener,
+    library_cache,
+)
+from synthgate.provenance import service as provenance
 from synthgate.provenance.models import Generation
 from synthgate.registry import Registry
 from synthgate.rules import service as rules
@@ -154,9 +160,8 @@ class RulesStage:
 def moderation_for(ctx: GenerationContext, session: Session) -> Moderation:
     """The request's detectors and policy, fixed at its first screening (input and output agree)."""
     if ctx.moderation is None:
-        terms = list(ctx.settings.blocked_terms) + list(ctx.service.settings.get("blocked_terms", []))
-        policy, policy_version = moderation_service.policy_for(session, ctx.service)
-        ctx.moderation = Moderation(build_screener(library_cache.get(session), terms), policy, policy_version)
+        # The library, term lists, policy, remote guards, media detectors and hash banks of the service.
+        ctx.moderation = build_moderation(session, ctx.service, ctx.settings.blocked_terms)
     return ctx.moderation
 
 
@@ -181,9 +186,23 @@ class _ScreeningStage:
         if streamed:
             # The stream guard already stopped anything the policy blocks; this is the full record.
             record["streamed"] = True
-        ctx.verdicts[self.name] = record
+        self._decide(ctx, self.name, verdict, record, refuse=not streamed)
+
+    def _screen_media(self, ctx: GenerationContext, session: Session, items: list[MediaItem]) -> None:
+        """Files through the media detectors (hash banks, NSFW, text in images), judged by the policy."""
+        if not items:
+            return
+        stage: ModerationStage = "input" if self.phase == "check" else "output"
+        verdict = moderation_for(ctx, session).verdict_media(items, stage)
+        self._decide(ctx, f"{self.name}_media", verdict, verdict.as_dict(), refuse=True)
+
+    def _decide(
+        self, ctx: GenerationContext, name: str, verdict: Verdict, record: dict[str, Any], *, refuse: bool
+    ) -> None:
+        stage = verdict.stage
+        ctx.verdicts[name] = record
         ctx.note(
-            self.name,
+            name,
             action=verdict.action,
             findings=len(verdict.findings),
             categories=sorted({f.category for f, _ in verdict.findings}),
@@ -191,7 +210,7 @@ class _ScreeningStage:
             detectors=verdict.detectors,
         )
         decisive = verdict.decisive
-        if streamed or decisive is None or verdict.action not in ("block", "review"):
+        if not refuse or decisive is None or verdict.action not in ("block", "review"):
             return
         held = verdict.action == "review"
         raise Refused(
@@ -199,8 +218,9 @@ class _ScreeningStage:
             "DSP-10",
             f"the {stage} contains content this service "
             + ("holds for human review" if held else "does not allow"),
-            stage=self.name,
+            stage=name,
             category=decisive.category,
+            detector=decisive.detector,
             span=list(decisive.span) if decisive.span else None,
         )
 
@@ -214,6 +234,7 @@ class InputScreeningStage(_ScreeningStage):
 
     def run(self, ctx: GenerationContext, session: Session) -> None:
         self._screen(ctx, session, ctx.input_text)
+        self._screen_media(ctx, session, ctx.input_media)
 
 
 @stages.register("output_screening")
@@ -227,6 +248,7 @@ class OutputScreeningStage(_ScreeningStage):
         if ctx.output_text is not None:
             # A stream was screened incrementally (nothing blocked got out); record the full verdict.
             self._screen(ctx, session, ctx.output_text, streamed=ctx.streamed)
+        self._screen_media(ctx, session, ctx.output_media)
 
 
 def text_label_for(ctx: GenerationContext) -> TextLabel:
@@ -264,33 +286,32 @@ class RecordStage:
     def run(self, ctx: GenerationContext, session: Session) -> None:
         assert ctx.account is not None
         delivered = ctx.labeled_output if ctx.labeled_output is not None else ctx.output_text
-        files = ctx.delivered_media
-        if delivered is not None:
-            output_sha256 = hashlib.sha256(delivered.encode()).hexdigest()
-        else:
-            # Files only: the digest of the first file, so a single delivered image is found by
-            # its plain sha256; every file's digest is in the record's digests.
-            assert files, "a completed generation has an output text or files"
-            output_sha256 = files[0].sha256
-        generation = Generation(
+        assert delivered is not None or ctx.delivered_media, "a completed generation has an output"
+        unlabeled = not provenance.explicitly_labeled(ctx.labels)
+        algorithm_id = getattr(ctx.service, "algorithm_id", None)
+        ctx.generation = provenance.record_generation(
+            session,
             produce_id=ctx.produce_id,
             service_id=ctx.service.id,
             account_id=ctx.account.id,
             mode=ctx.mode,
-            medium=files[0].medium if files and delivered is None else ctx.medium,
+            medium=ctx.medium,
             operation=ctx.operation,
             model=ctx.model,
+            model_version=provenance.model_version_for(session, algorithm_id, ctx.model),
+            algorithm_id=algorithm_id,
             streamed=ctx.streamed,
             input_sha256=ctx.input_sha256,
-            output_sha256=output_sha256,
             input_chars=len(ctx.input_text),
-            output_chars=len(delivered or ""),
             input_media=ctx.input_media_digests(),
+            output_text=delivered,
+            delivered_media=ctx.delivered_media,
             labels=ctx.labels,
             verdicts=ctx.verdicts,
+            delivered_unlabeled=unlabeled,
+            unlabeled_recipient=ctx.account.id if unlabeled else None,
+            actor=f"service:{ctx.service.slug}",
         )
-        session.add(generation)
-        ctx.generation = generation
         ctx.note(self.name, produce_id=ctx.produce_id)
 
 

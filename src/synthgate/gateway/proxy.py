@@ -29,6 +29,7 @@ from synthgate.gateway.pipeline import GenerationContext, service_detector, text
 from synthgate.gateway.sdk import Gateway, messages_to_text
 from synthgate.gateway.service import Completed
 from synthgate.gateway.streaming import StreamGuard
+from synthgate.labeling.answer import context_label_headers
 from synthgate.media import MediaItem, MediaLimits
 from synthgate.web.deps import Caller, authenticate_key, bearer, get_gateway
 
@@ -282,7 +283,8 @@ async def audio_speech(
 
 
 def _tag_headers(ctx: GenerationContext) -> dict[str, str]:
-    headers = {"X-Synthgate-Produce-Id": ctx.produce_id}
+    # GB-E: the answer's Annex E object (X-AIGC-Label), bound once the complete phase has run.
+    headers = {"X-Synthgate-Produce-Id": ctx.produce_id, **context_label_headers(ctx)}
     if ctx.service.filing_number:
         headers["X-Synthgate-Filing-Number"] = ctx.service.filing_number
     return headers

@@ -21,6 +21,7 @@ from synthgate.governance.models import Service
 from synthgate.identity.models import Account
 from synthgate.keys import KeyStore
 from synthgate.media import MediaItem
+from synthgate.moderation import review
 from synthgate.provenance.models import Generation
 
 log = structlog.get_logger("synthgate.gateway")
@@ -54,17 +55,23 @@ class Completed:
 
 
 def _emit_stage_events(session: Session, ctx: GenerationContext) -> None:
+    # One multi-row INSERT for the phase's stage events instead of an ORM object each: this runs
+    # on every request, and the ORM unit of work was a visible share of the c=1 tail.
     actor = f"service:{ctx.service.slug}"
-    for stage, data in ctx.events:
-        audit.record(
-            session,
-            f"pipeline.{stage}",
-            actor=actor,
-            service_id=ctx.service.id,
-            subject_type="produce_id",
-            subject_id=ctx.produce_id,
-            data={"mode": ctx.mode, **data},
-        )
+    audit.record_many(
+        session,
+        [
+            {
+                "event_type": f"pipeline.{stage}",
+                "actor": actor,
+                "service_id": ctx.service.id,
+                "subject_type": "produce_id",
+                "subject_id": ctx.produce_id,
+                "data": {"mode": ctx.mode, **data},
+            }
+            for stage, data in ctx.events
+        ],
+    )
     ctx.events.clear()
 
 
@@ -151,6 +158,11 @@ class GatewayService:
     def _record_refusal(self, ctx: GenerationContext, refusal: Refused) -> None:
         metrics.REFUSALS.labels(service=ctx.service.slug, reason=refusal.reason).inc()
         with self.db.session() as session:
+            if refusal.reason == "moderation.held":
+                # DSP-10 human review: the held content waits, sealed, in the reviewers' queue; the
+                # provider hears the decision through its callback.
+                item = review.hold_for_context(session, self.keys, ctx, refusal.stage)
+                refusal.details["review_id"] = item.id
             session.add(
                 Refusal(
                     service_id=ctx.service.id,
@@ -371,3 +383,15 @@ class GatewayService:
         from sqlalchemy import select
 
         return session.scalar(select(Generation).where(Generation.produce_id == produce_id))
+
+
+def refusal_counts(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """Refusals in [start, end) by reason code (read only; transparency figures)."""
+    from sqlalchemy import func, select
+
+    rows = session.execute(
+        select(Refusal.reason, func.count())
+        .where(Refusal.created_at >= start, Refusal.created_at < end)
+        .group_by(Refusal.reason)
+    ).all()
+    return {str(reason): int(count) for reason, count in rows}

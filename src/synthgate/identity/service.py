@@ -428,3 +428,13 @@ def account_summary(account: Account) -> dict[str, Any]:
         "verified_at": account.verified_at.isoformat() if account.verified_at else None,
         "verification_method": account.verification_method,
     }
+
+
+def status_change_counts(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """Account status changes in [start, end) by the status set (read only; transparency figures)."""
+    rows = session.execute(
+        select(AccountStatusChange.to_status, func.count())
+        .where(AccountStatusChange.created_at >= start, AccountStatusChange.created_at < end)
+        .group_by(AccountStatusChange.to_status)
+    ).all()
+    return {str(status): int(count) for status, count in rows}

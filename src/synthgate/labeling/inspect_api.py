@@ -84,9 +84,17 @@ async def _inspect(request: Request, gateway: Gateway) -> dict[str, Any]:
     client = request.client.host if request.client else "unknown"
     _limiter(request).check(client, settings.inspect_rate_per_minute)
     data, declared = await _upload(request)
-    verifier = gateway.keys.labeling_signing_key.public_key()
+    from synthgate.labeling.service import binding_verifiers, c2pa_paths
+
+    anchors_path = c2pa_paths(settings)[2]
     report = await run_in_threadpool(
-        inspect, data, verifier=verifier, declared=declared, limits=MediaLimits.from_settings(settings)
+        inspect,
+        data,
+        verifier=binding_verifiers(gateway.keys),
+        declared=declared,
+        limits=MediaLimits.from_settings(settings),
+        trust_anchors=anchors_path.read_bytes() if anchors_path.is_file() else None,
+        thorough=True,
     )
     return report.to_dict()
 

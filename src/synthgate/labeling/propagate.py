@@ -27,7 +27,8 @@ def propagate(
         parse_provider_code(platform)
     except InvalidIdentifier as exc:
         raise InvalidInput(f"platform code: {exc}", field="platform") from exc
-    report = inspect(data, declared=declared)
+    # Thorough: a visible label read by OCR is the evidence that makes a file "suspected".
+    report = inspect(data, declared=declared, thorough=True)
     current = next((f.label for f in report.labels if f.label is not None), None)
     if current is None:
         if report.tier == "none":

@@ -20,13 +20,22 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from synthgate.config import Settings
 from synthgate.errors import SynthgateError
 from synthgate.keys import KeyStore
 from synthgate.labeling import c2pa
 from synthgate.labeling.explicit import ExplicitOptions, labeler_for
+from synthgate.labeling.explicit.image import ImageLabeler
+from synthgate.labeling.implicit.binding import (
+    PREFIX,
+    SCHEMES,
+    SM2_PREFIX,
+    Signer,
+    Verifier,
+    image_digest,
+    scheme_of,
+)
+from synthgate.labeling.implicit.sm2 import Sm2PrivateKey
 from synthgate.labeling.text import TextLabel
 from synthgate.media import MediaLimits
 from synthgate.media.sniff import AUDIO_KINDS, IMAGE_KINDS, TEXT_KINDS, VIDEO_KINDS, sniff
@@ -61,6 +70,9 @@ class LabelRequest:
     c2pa: bool = True
     edited: bool = False
     """The output edits a user's file (C2PA ``c2pa.edited``) rather than being generated outright."""
+    watermark: tuple[bytes, bytes] | None = None
+    """(key, payload): also embed the invisible watermark (LM-5) where a codec carries it. It goes
+    in after the explicit label and before the binding, which then covers the marked content."""
 
 
 @dataclass
@@ -75,9 +87,11 @@ class LabelResult:
     c2pa: str
     """``signed``, ``skipped`` (asked not to or not configured) or ``unsupported`` (container)."""
     notes: list[str] = field(default_factory=list)
+    watermark: dict[str, Any] | None = None
+    """What the watermark codec did (``embedded`` true/false and why), when one was asked for."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "container": self.kind,
             "medium": self.medium,
             "label": self.label.to_dict(),
@@ -86,6 +100,9 @@ class LabelResult:
             "bytes": len(self.data),
             "notes": self.notes,
         }
+        if self.watermark is not None:
+            out["watermark"] = self.watermark
+        return out
 
 
 def explicit_options(settings: Settings) -> ExplicitOptions:
@@ -111,6 +128,24 @@ def c2pa_paths(settings: Settings) -> tuple[Path, Path, Path]:
     )
 
 
+def sm2_binding_key(keys: KeyStore) -> Sm2PrivateKey:
+    """The deployment's SM2 binding key, derived from the master secret (same on every worker)."""
+    return Sm2PrivateKey.from_seed(keys.derive("labeling/sm2-binding"))
+
+
+def binding_signer(settings: Settings, keys: KeyStore) -> Signer:
+    if settings.label_binding_algorithm == "sm2":
+        return sm2_binding_key(keys)
+    # The same key `synthgate inspect` verifies with (KeyStore.labeling_signing_key).
+    return keys.labeling_signing_key
+
+
+def binding_verifiers(keys: KeyStore) -> dict[str, Verifier]:
+    """Verifiers for every binding scheme this deployment may have written, by prefix: a reader
+    checks old Ed25519 labels after a switch to SM2 and the other way round."""
+    return {PREFIX: keys.labeling_signing_key.public_key(), SM2_PREFIX: sm2_binding_key(keys).public_key()}
+
+
 class LabelService:
     """Labels files for one deployment (its settings, keys and certificates)."""
 
@@ -120,13 +155,17 @@ class LabelService:
         self.options = explicit_options(settings)
 
     @cached_property
-    def binding_key(self) -> Ed25519PrivateKey:
-        # The same key `synthgate inspect` verifies with (KeyStore.labeling_signing_key).
-        return self.keys.labeling_signing_key
+    def binding_key(self) -> Signer:
+        """The configured ``ReservedCode1`` signer: Ed25519 (default) or SM2 with SM3."""
+        return binding_signer(self.settings, self.keys)
 
     @property
-    def binding_verifier(self) -> Ed25519PublicKey:
-        return self.binding_key.public_key()
+    def binding_verifier(self) -> Verifier:
+        return self.binding_key.public_key()  # type: ignore[attr-defined]
+
+    @cached_property
+    def binding_verifiers(self) -> dict[str, Verifier]:
+        return binding_verifiers(self.keys)
 
     @cached_property
     def c2pa_identity(self) -> c2pa.SigningIdentity | None:
@@ -155,8 +194,18 @@ class LabelService:
         label = AigcLabel(Label="1", ContentProducer=request.producer, ProduceID=produce_id)
 
         explicit = "skipped"
+        digest: bytes | None = None
+        scheme = scheme_of(self.binding_key)
         if request.explicit:
-            if medium in ("image", "audio", "video"):
+            if medium == "image" and request.watermark is None:
+                # One decode for the whole label: the binding digests the frames just drawn on
+                # when decoding the output would give exactly them (our lossless PNG writer).
+                image_labeler = ImageLabeler()
+                data, frames = image_labeler.apply_with_frames(data, kind, self.options)
+                if frames is not None:
+                    digest = image_digest(kind, frames, SCHEMES[scheme])
+                explicit = "applied"
+            elif medium in ("image", "audio", "video"):
                 data = labeler_for(medium).apply(data, kind, self.options)
                 explicit = "applied"
             elif kind == "markdown":
@@ -169,7 +218,11 @@ class LabelService:
                     f"no explicit label form for {kind}; show the interface notice beside it (GB-5.5)"
                 )
 
-        label = bind(label, data, self.binding_key, limits=self.options.limits)
+        watermark = None
+        if request.watermark is not None:
+            data, watermark = self._watermark(data, kind, medium, request.watermark)
+
+        label = bind(label, data, self.binding_key, limits=self.options.limits, digest=digest)
         data = write_label(data, label)
 
         status = "skipped"
@@ -186,4 +239,24 @@ class LabelService:
             raise LabelingFailed(
                 f"the labeled {kind} did not read back with exactly one matching label ({len(found)} found)"
             )
-        return LabelResult(data, kind, medium, label, explicit, status, notes)
+        return LabelResult(data, kind, medium, label, explicit, status, notes, watermark)
+
+    def _watermark(
+        self, data: bytes, kind: str, medium: str, spec: tuple[bytes, bytes]
+    ) -> tuple[bytes, dict[str, Any]]:
+        from synthgate.labeling.watermark import embed_for_output
+        from synthgate.media import MediaItem
+
+        if medium not in ("image", "audio", "video"):
+            return data, {
+                "embedded": False,
+                "medium": medium,
+                "container": kind,
+                "codec": None,
+                "payload": None,
+                "reason": f"{kind} files carry no media watermark",
+            }
+        key, payload = spec
+        item = MediaItem(data=data, container=kind, medium=medium)  # type: ignore[arg-type]
+        marked, record = embed_for_output(item, payload, key)
+        return marked.data, record.as_dict()

@@ -5,6 +5,7 @@ The helpers of ``synthgate.cli`` are imported inside the commands: that module r
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -196,3 +197,112 @@ def screen(
             )
     if verdict["action"] in ("block", "review"):
         sys.exit(1)
+
+
+def eval_bank(
+    bank: Annotated[
+        Path | None,
+        typer.Argument(help="A JSONL question bank (default: the small packaged example)", dir_okay=False),
+    ] = None,
+    endpoint: Annotated[
+        str,
+        typer.Option(help="The model's OpenAI-compatible base URL (…/v1)", envvar="SYNTHGATE_EVAL_ENDPOINT"),
+    ] = "",
+    model: Annotated[str, typer.Option(help="Model name sent to the endpoint")] = "",
+    api_key: Annotated[
+        str, typer.Option(help="Bearer key for the endpoint", envvar="SYNTHGATE_EVAL_API_KEY")
+    ] = "",
+    service: Annotated[
+        str | None, typer.Option(help="Screen under this service's detectors and policy")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the report as .json or .csv")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 unless the TC-9 thresholds and sample sizes are met")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a question bank through the model and the gateway's screening; report TC-9 rates per risk."""
+    from importlib.resources import files
+
+    from synthgate.cli import _gateway, _print_json, _run, out
+    from synthgate.errors import InvalidInput, NotFound
+    from synthgate.governance.models import Service
+    from synthgate.moderation.evaluation import THRESHOLDS, parse_bank, run_bank, summarise
+    from synthgate.moderation.screener import build_moderation
+
+    if not endpoint.startswith(("http://", "https://")):
+        raise typer.BadParameter("--endpoint is the model's http(s) base URL, e.g. http://127.0.0.1:8901/v1")
+    if output is not None and output.suffix.lower() not in (".json", ".csv"):
+        raise typer.BadParameter("the report file ends in .json or .csv")
+    if bank is not None and not bank.is_file():
+        raise typer.BadParameter(f"{bank} is not a file")
+    data = (
+        bank.read_bytes()
+        if bank is not None
+        else files("synthgate.moderation").joinpath("eval_example.jsonl").read_bytes()
+    )
+    gateway = _gateway()
+
+    def run() -> Any:
+        questions = parse_bank(data)
+        with gateway.db.session() as session:
+            svc = None
+            if service:
+                svc = (
+                    session.query(Service).filter((Service.slug == service) | (Service.id == service)).first()
+                )
+                if svc is None:
+                    raise NotFound(f"no service {service}")
+            moderation = build_moderation(session, svc, gateway.settings.blocked_terms)
+
+        def screen(text: str, stage: str, prompt: str) -> str:
+            return moderation.verdict(text, "input" if stage == "input" else "output", prompt=prompt).action
+
+        try:
+            return summarise(
+                run_bank(questions, screen=screen, endpoint=endpoint, model=model, api_key=api_key)
+            )
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    report = _run(run)
+    if output is not None:
+        if output.suffix.lower() == ".json":
+            output.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        else:
+            output.write_text(report.to_csv(), encoding="utf-8")
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        from rich.table import Table
+
+        def pct(value: float | None) -> str:
+            return "—" if value is None else f"{value:.1%}"
+
+        table = Table(title="TC-9 assessment run")
+        for column in ("category", "refusal rate", "false refusals", "pass rate", "questions", "errors"):
+            table.add_column(column)
+        for row in [*report.rows, report.overall]:
+            total = row.should_refuse + row.should_answer + row.generated
+            table.add_row(
+                row.category,
+                pct(row.refusal_rate),
+                pct(row.false_refusal_rate),
+                pct(row.pass_rate),
+                str(total),
+                str(row.errors),
+            )
+        out.print(table)
+        out.print(
+            f"thresholds: refusal ≥ {THRESHOLDS['refusal_rate']:.0%}, false refusals ≤ "
+            f"{THRESHOLDS['false_refusal_rate']:.0%}, generated pass ≥ {THRESHOLDS['pass_rate']:.0%}"
+        )
+        for note in report.sample_notes:
+            out.print(f"[yellow]note:[/yellow] {note}")
+        out.print("meets TC-9: " + ("[green]yes[/green]" if report.passed else "[red]no[/red]"))
+        if output is not None:
+            out.print(f"report written to {output}")
+    if strict and not report.passed:
+        raise typer.Exit(1)

@@ -105,6 +105,7 @@ class BankEntry:
     value: str
     category: str
     severity: int = 5
+    bank: str = "default"
 
 
 class HashBank:
@@ -132,16 +133,42 @@ class HashBank:
     def _finding(self, number: int, score: float, evidence: str, variant: str) -> Finding:
         entry = self.entries[number]
         return Finding(
-            self.name, entry.category, score * entry.severity / 5, None, evidence, entry.id, variant
+            self.name,
+            entry.category,
+            score * entry.severity / 5,
+            None,
+            f"bank {entry.bank}: {evidence}",
+            entry.id,
+            variant,
         )
 
-    def scan_file(self, data: bytes, pdq_hex: str | None = None) -> list[Finding]:
+    def scan_file(
+        self,
+        data: bytes,
+        pdq_hex: str | None = None,
+        *,
+        banks: frozenset[str] | None = None,
+        digest: str | None = None,
+    ) -> list[Finding]:
+        """Matches of one file (and, for images and video, its PDQ hash) in the ``banks`` enabled
+        (None: every bank). One index serves every bank; the bank filter runs on the few hits."""
+        digest = digest or hashlib.sha256(data).hexdigest()
+        return self.scan_hashes(digest, [pdq_hex] if pdq_hex else [], banks)
+
+    def scan_hashes(
+        self, digest: str, pdq_hexes: Sequence[str], banks: frozenset[str] | None = None
+    ) -> list[Finding]:
         findings = []
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in self._sha:
+        if digest in self._sha and (banks is None or self.entries[self._sha[digest]].bank in banks):
             findings.append(self._finding(self._sha[digest], 1.0, f"sha256 {digest[:16]}…", "sha256"))
-        if pdq_hex is not None and len(self.pdq):
-            for label, distance in self.pdq.query(pdq_hex_to_words([pdq_hex])[0]):
+        if len(self.pdq):
+            best: dict[int, int] = {}
+            for pdq_hex in pdq_hexes:
+                for label, distance in self.pdq.query(pdq_hex_to_words([pdq_hex])[0]):
+                    if banks is not None and self.entries[label].bank not in banks:
+                        continue
+                    best[label] = min(distance, best.get(label, distance))
+            for label, distance in sorted(best.items()):
                 score = 1.0 - distance / 64
                 findings.append(self._finding(label, score, f"pdq distance {distance}", "pdq"))
         return findings

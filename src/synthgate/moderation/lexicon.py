@@ -284,31 +284,39 @@ class LexiconMatcher:
 
 
 class _Edges:
-    """Per normalised character: does a Latin letter or digit touch it on the left / right in the
-    original, and is it split from its predecessor by skipped characters?"""
+    """Per match: does a Latin letter or digit touch it on the left / right in the original, and
+    where is it split by skipped characters? Looked up per match (a few scalar reads), not for the
+    whole text: matches needing it are few, and whole-array passes cost more than the scan."""
 
     def __init__(self, norm: Normalized, text: str, window: str, offset: int) -> None:
-        starts, ends = norm.starts, norm.ends
-        # A Latin letter or digit as written (a Chinese numeral folds to a digit but is no word char).
-        original = np.frombuffer(window.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        word = _WORD_CHAR[np.minimum(norm.folded, 0x7F)] & (norm.folded < 0x80) & (original < 0x2E80)
-        self.before = np.where(starts > 0, word[np.maximum(starts - 1, 0)], False)
-        if offset and _is_word_char(_fold_char(text[offset - 1])):
-            self.before[starts == 0] = True
-        self.at_end = ends >= len(window)
-        self.after = np.where(self.at_end, False, word[np.minimum(ends, len(window) - 1)])
-        self.gap = np.zeros(len(norm.text), dtype=bool)
-        self.gap[1:] = starts[1:] > ends[:-1]
+        self.starts = norm.starts
+        self.ends = norm.ends
+        self.folded = norm.folded
+        self.window = window
+        # The character before the window (a stream's earlier text) counts for the first match.
+        self.word_before_window = bool(offset) and _is_word_char(_fold_char(text[offset - 1]))
+
+    def _word(self, i: int) -> bool:
+        """A Latin letter or digit as written (a Chinese numeral folds to a digit but is no word char)."""
+        if i < 0 or i >= len(self.window):
+            return False
+        folded = int(self.folded[i])
+        return folded < 0x80 and bool(_WORD_CHAR[folded]) and ord(self.window[i]) < 0x2E80
 
     def accepts(self, target: _Target, a: int, b: int, final: bool) -> bool:
-        if target.left_boundary and self.before[a]:
-            return False
-        if target.right_boundary and (self.after[b - 1] or (self.at_end[b - 1] and not final)):
-            return False
+        if target.left_boundary:
+            start = int(self.starts[a])
+            if (self._word(start - 1)) if start > 0 else self.word_before_window:
+                return False
+        if target.right_boundary:
+            end = int(self.ends[b - 1])
+            at_end = end >= len(self.window)
+            if (at_end and not final) or (not at_end and self._word(end)):
+                return False
         if target.latin and b - a > 1:
             # A Latin match may be split only at the term's own breaks, or between every letter
             # ("b o m b"); "the cat" must not read as "thecat".
-            split = set((np.flatnonzero(self.gap[a + 1 : b]) + 1).tolist())
+            split = set((np.flatnonzero(self.starts[a + 1 : b] > self.ends[a : b - 1]) + 1).tolist())
             if target.must_split and not target.breaks <= split and len(split) != b - a - 1:
                 return False
             if split and len(split) != b - a - 1 and not target.breaks >= split:

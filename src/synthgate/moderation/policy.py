@@ -61,6 +61,7 @@ EXTRA_CATEGORIES: dict[str, str] = {
     "prompt-injection": "an attempt to override the model's instructions",
     "undecodable": "media that could not be decoded for screening",
     "detector-error": "a detector failed or timed out (fail-closed)",
+    "detector-skipped": "a detector failed or timed out and its setting lets content through (fail-open)",
 }
 PII_CATEGORY = "A.4.6"
 
@@ -92,6 +93,16 @@ class PolicyDocument(BaseModel):
     name: str = "default"
     rules: list[PolicyRule] = Field(default_factory=list)
     default_action: Action = "block"
+    review_sla_minutes: int = Field(default=240, ge=1, le=60 * 24 * 30)
+    """How long a held item may wait for a human decision before it shows as overdue."""
+    review_priority: dict[str, int] = Field(default_factory=dict)
+    """Queue priority (1 most urgent … 5) per category pattern; unlisted categories get 3."""
+
+    def priority_for(self, category: str) -> int:
+        for pattern, priority in self.review_priority.items():
+            if fnmatch.fnmatchcase(category, pattern):
+                return max(1, min(5, int(priority)))
+        return 3
 
     def action_for(self, finding: Finding, stage: Stage, medium: str) -> Action:
         for rule in self.rules:
@@ -107,10 +118,16 @@ DEFAULT_POLICY = PolicyDocument(
         PolicyRule(category=PII_CATEGORY, stage="input", action="flag"),
         PolicyRule(category=PII_CATEGORY, stage="output", action="review"),
         PolicyRule(category="prompt-injection", action="flag"),
+        # Media that cannot be decoded cannot be screened: never delivered unscreened.
+        PolicyRule(category="undecodable", action="block"),
+        PolicyRule(category="detector-error", action="block"),
+        # A fail-open detector that failed lets content through, but never silently.
+        PolicyRule(category="detector-skipped", action="flag"),
         PolicyRule(category="A.*", min_score=0.4, action="block"),
         PolicyRule(category="A.*", action="flag"),
     ],
     default_action="block",
+    review_priority={"A.1.*": 1, "A.4.6": 2},
 )
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, Protocol, TypeVar
 
 import structlog
@@ -21,13 +22,17 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from synthgate.governance.models import Service
+from synthgate.media import MediaItem
 from synthgate.moderation import service as library
+from synthgate.moderation.detectors_media import MediaScan, Undecodable, decode_frames
 from synthgate.moderation.findings import Finding
 from synthgate.moderation.hashbank import HashBank
 from synthgate.moderation.lexicon import LexiconMatcher
 from synthgate.moderation.models import LibraryVersion
 from synthgate.moderation.pii import InjectionDetector, PiiDetector
-from synthgate.moderation.policy import RANK, PolicyDocument, Stage, Verdict, decide
+from synthgate.moderation.policy import RANK, Action, PolicyDocument, Stage, Verdict, decide
+from synthgate.moderation.registry import Guarded, run_guarded
 
 log = structlog.get_logger("synthgate.moderation")
 EMPTY_LIBRARY = LexiconMatcher([], version="0")
@@ -243,22 +248,118 @@ def build_screener(library_matcher: LexiconMatcher, blocked_terms: Iterable[str]
 
 @dataclass
 class Moderation:
-    """What a request screens with, fixed at its first screening so input and output agree."""
+    """What a request screens with, fixed at its first screening so input and output agree.
+
+    ``screener`` holds the in-process text matchers (library, term lists, PII, injection);
+    ``text_guards`` the remote guard models and ``media_detectors`` the media detectors, each run
+    under its own timeout with its fail-open / fail-closed setting (``registry.py``).
+    """
 
     screener: Screener
     policy: PolicyDocument
     policy_version: str
+    text_guards: Sequence[Guarded] = ()
+    media_detectors: Sequence[Guarded] = ()
+    bank: HashBank | None = None
+    banks: frozenset[str] | None = None
 
-    def verdict(self, text: str, stage: Stage, medium: str = "text") -> Verdict:
+    def verdict(self, text: str, stage: Stage, medium: str = "text", *, prompt: str = "") -> Verdict:
         findings = self.screener.scan(text)
+        detectors = dict(self.screener.detectors)
+        notes: list[str] = []
+        for guard in self.text_guards:
+            detectors[guard.name] = guard.version
+            if not text.strip():
+                continue
+            call = (
+                partial(guard.detector.scan_text, text, stage, prompt=prompt)
+                if guard.name == "chat-guard"
+                else partial(guard.detector.scan_text, text, stage)
+            )
+            result = run_guarded(guard, call)
+            findings.extend(result.findings)
+            if result.note:
+                notes.append(result.note)
         return decide(
             self.policy,
             self.policy_version,
             findings,
             stage=stage,
             medium=medium,
-            detectors=self.screener.detectors,
+            detectors=detectors,
+            notes=notes,
+        )
+
+    def verdict_media(self, items: Sequence[MediaItem], stage: Stage) -> Verdict:
+        """Screen files (images, video frames, audio by hash) with the media detectors and the policy.
+
+        Each file is decoded once; one that cannot be decoded is an ``undecodable`` finding.
+        Evidence names the file by its position (``file 0``) and role.
+        """
+        bank = self.bank if self.bank is not None else hash_bank_cache.last()
+        scan = MediaScan(self.screener, bank, self.banks)
+        decided: list[tuple[Finding, Action]] = []
+        detectors: dict[str, str] = {}
+        notes: list[str] = []
+        media: list[str] = []
+        for number, item in enumerate(items):
+            subject = f"file {number} ({item.role} {item.medium}/{item.container})"
+            media.append(item.medium)
+            try:
+                frames = decode_frames(item)
+            except Undecodable as exc:
+                bad = Finding("decoder", "undecodable", 1.0, None, f"{subject}: {exc}"[:200], "media.decode")
+                decided.append((bad, self.policy.action_for(bad, stage, item.medium)))
+                continue
+            ran = False
+            for guarded in self.media_detectors:
+                if item.medium not in guarded.detector.media:
+                    continue
+                ran = True
+                result = run_guarded(
+                    guarded, partial(guarded.detector.scan_media, item, frames, scan), subject=subject
+                )
+                detectors[guarded.name] = guarded.version
+                if result.note:
+                    notes.append(result.note)
+                for f in result.findings:
+                    evidence = f"{subject}: {f.evidence}"[:300]
+                    tagged = Finding(f.detector, f.category, f.score, f.span, evidence, f.rule, f.variant)
+                    decided.append((tagged, self.policy.action_for(tagged, stage, item.medium)))
+            if not ran:
+                notes.append(f"{subject}: no detector screens {item.medium}")
+        decided.sort(key=lambda fa: -RANK[fa[1]])
+        action: Action = max((a for _, a in decided), key=RANK.__getitem__, default="allow")
+        return Verdict(
+            action=action,
+            stage=stage,
+            medium="+".join(sorted(set(media))) or "none",
+            policy=self.policy.name,
+            policy_version=self.policy_version,
+            detectors=detectors,
+            findings=decided,
+            notes=notes,
         )
 
     def stream(self, medium: str = "text") -> StreamScreener:
         return StreamScreener(self.screener, self.policy, medium)
+
+
+def build_moderation(session: Session, service: Service | None, blocked_terms: Iterable[str]) -> Moderation:
+    """Everything a request of ``service`` screens with: the published library and hash banks, the
+    term lists, the service's policy, its remote guards and media detectors, and its named banks."""
+    from synthgate.moderation.registry import SETTINGS_KEY, instantiate, parse_config
+
+    settings = (service.settings or {}) if service is not None else {}
+    terms = list(blocked_terms) + list(settings.get("blocked_terms", []))
+    policy, policy_version = library.policy_for(session, service)
+    configs = [instantiate(c) for c in parse_config(settings.get(SETTINGS_KEY))]
+    return Moderation(
+        build_screener(library_cache.get(session), terms),
+        policy,
+        policy_version,
+        text_guards=[g for g in configs if hasattr(g.detector, "scan_text")],
+        media_detectors=[g for g in configs if hasattr(g.detector, "scan_media")],
+        bank=hash_bank_cache.get(session),
+        banks=library.banks_for(service),
+    )

@@ -55,7 +55,10 @@ EXPORT_FIELDS = [
     "decided_at",
     "added_in_version",
     "retired_in_version",
+    "bank",
 ]
+_BANK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+DEFAULT_BANK = "default"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Proposal:
     source: str = ""
     reason: str = ""
     rule: str = ""
+    bank: str = DEFAULT_BANK
+    """The named bank of a known-content hash (ignored for terms and patterns)."""
 
 
 def _value_key(kind: str, value: str) -> str:
@@ -100,7 +105,18 @@ def validate_proposal(p: Proposal) -> Proposal:
             raise InvalidInput(f"a {p.kind} hash is 64 hexadecimal characters", field="value")
     if not isinstance(p.severity, int) or not 1 <= p.severity <= 5:
         raise InvalidInput("severity is an integer from 1 to 5", field="severity")
-    return Proposal(p.kind, value, validate_category(p.category), p.severity, p.source, p.reason, p.rule)
+    bank = validate_bank(p.bank or DEFAULT_BANK) if p.kind in ("sha256", "pdq") else DEFAULT_BANK
+    return Proposal(
+        p.kind, value, validate_category(p.category), p.severity, p.source, p.reason, p.rule, bank
+    )
+
+
+def validate_bank(name: str) -> str:
+    if not isinstance(name, str) or not _BANK_NAME.match(name):
+        raise InvalidInput(
+            f"bank {name!r}: lower-case letters, digits, '.', '_' or '-', at most 64", field="bank"
+        )
+    return name
 
 
 def propose(session: Session, proposals: Sequence[Proposal], *, actor: str) -> list[LibraryEntry]:
@@ -136,6 +152,7 @@ def propose(session: Session, proposals: Sequence[Proposal], *, actor: str) -> l
                 admitted_by=actor,
                 admission_reason=p.reason,
                 admission_rule=p.rule[:200],
+                bank=p.bank,
             )
         )
     session.add_all(entries)
@@ -292,8 +309,28 @@ def lexicon_entries(session: Session, version: int) -> list[LexiconEntry]:
 
 
 def bank_entries(session: Session, version: int) -> list[BankEntry]:
-    """The known-content hashes (SHA-256, PDQ) live in ``version``."""
-    return [BankEntry(i, k, v, c, s) for i, k, v, c, s in _live_rows(session, version, ("sha256", "pdq"))]
+    """The known-content hashes (SHA-256, PDQ) live in ``version``, each with its named bank."""
+    rows = session.execute(
+        select(
+            LibraryEntry.id,
+            LibraryEntry.kind,
+            LibraryEntry.value,
+            LibraryEntry.category,
+            LibraryEntry.severity,
+            LibraryEntry.bank,
+        )
+        .where(*_live_at(version), LibraryEntry.kind.in_(("sha256", "pdq")))
+        .order_by(LibraryEntry.id)
+    )
+    return [BankEntry(i, k, v, c, s, b) for i, k, v, c, s, b in rows]
+
+
+def banks_for(service: Service | None) -> frozenset[str]:
+    """The named hash banks a service screens against (``settings["hash_banks"]``)."""
+    names = (service.settings or {}).get("hash_banks") if service is not None else None
+    if not names:
+        return frozenset({DEFAULT_BANK})
+    return frozenset(str(n) for n in names)
 
 
 # --- import / export -------------------------------------------------------------------------
@@ -338,6 +375,7 @@ def proposals_from_rows(rows: list[dict[str, Any]], *, default_source: str) -> l
             source=str(row.get("source") or default_source),
             reason=str(row.get("admission_reason") or row.get("reason") or ""),
             rule=str(row.get("admission_rule") or row.get("rule") or ""),
+            bank=str(row.get("bank") or DEFAULT_BANK),
         )
         try:
             proposals.append(validate_proposal(proposal))
@@ -377,6 +415,7 @@ def export_rows(session: Session, *, include_inactive: bool = False) -> list[dic
                 "decided_at": e.decided_at.isoformat() if e.decided_at else "",
                 "added_in_version": e.added_in_version if e.added_in_version is not None else "",
                 "retired_in_version": e.retired_in_version if e.retired_in_version is not None else "",
+                "bank": e.bank if e.kind in ("sha256", "pdq") else "",
             }
         )
     return rows

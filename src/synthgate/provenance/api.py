@@ -29,7 +29,7 @@ async def trace(
     data = await request.body()
     if not data:
         raise InvalidInput("send the file or text to trace as the request body")
-    item = provenance.TraceInput(data=data)
+    item = provenance.TraceInput(data=data, keys=gateway.keys, settings=gateway.settings)
 
     def run() -> dict[str, Any]:
         with gateway.db.session() as session:

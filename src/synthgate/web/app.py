@@ -218,8 +218,13 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     from synthgate.audit.api import router as audit_router
+    from synthgate.cases.api import router as complaints_router
+    from synthgate.cases.pages import router as complaint_pages
+    from synthgate.consent.api import router as consent_router
+    from synthgate.consent.pages import router as consent_pages
     from synthgate.gateway.api import router as generations_router
     from synthgate.gateway.proxy import router as proxy_router
+    from synthgate.governance.public import router as transparency_router
     from synthgate.identity.api import router as identity_router
     from synthgate.labeling.api import router as labels_router
     from synthgate.labeling.inspect_api import pages as inspect_pages
@@ -239,6 +244,11 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.include_router(inspect_router)
     app.include_router(inspect_pages)
     app.include_router(labels_router)
+    app.include_router(transparency_router)
+    app.include_router(complaints_router)
+    app.include_router(complaint_pages)
+    app.include_router(consent_router)
+    app.include_router(consent_pages)
     mount_console(app)
 
     app.add_middleware(MetricsMiddleware)

@@ -139,3 +139,56 @@ def test_gb53_overlong_audio_refused_from_its_header() -> None:
     bomb = header + b"data" + struct.pack("<I", 0x7FFFFF00) + b"\0" * 100
     with pytest.raises((DecompressionBomb, CorruptMedia)):
         _label(bomb)
+
+
+def _tagged_mp3() -> bytes:
+    from mutagen.id3 import APIC, COMM, ID3, TIT2, TLEN, TPE1, TXXX, USLT
+
+    buf = io.BytesIO()
+    sf.write(buf, 0.2 * np.sin(np.arange(16000) / 7)[:, None], 16000, format="MP3")
+    tags = ID3()
+    tags.add(TIT2(encoding=3, text=["海港"]))
+    tags.add(TPE1(encoding=3, text=["synthgate"]))
+    tags.add(COMM(encoding=3, lang="chi", desc="", text=["a comment libsndfile drops"]))
+    tags.add(USLT(encoding=3, lang="chi", desc="", text="歌词"))
+    tags.add(TXXX(encoding=3, desc="session", text=["s-42"]))
+    tags.add(APIC(encoding=3, mime="image/png", type=3, desc="cover", data=b"\x89PNG fake cover"))
+    tags.add(TLEN(encoding=3, text=["1000"]))
+    buf.seek(0)
+    tags.save(buf)
+    return buf.getvalue()
+
+
+def test_gb53_mp3_keeps_every_id3_frame_through_the_cue() -> None:
+    """libsndfile copies a handful of text fields; cover art, lyrics, comments, TXXX must survive."""
+    from mutagen.id3 import ID3
+
+    labeled = labeler_for("audio").apply(_tagged_mp3(), "mp3", ExplicitOptions())
+    tags = ID3(io.BytesIO(labeled))
+    assert str(tags["TIT2"]) == "海港" and str(tags["TPE1"]) == "synthgate"
+    assert tags.getall("COMM")[0].text == ["a comment libsndfile drops"]
+    assert tags.getall("USLT")[0].text == "歌词"
+    assert tags.getall("TXXX:session")[0].text == ["s-42"]
+    assert tags.getall("APIC")[0].data == b"\x89PNG fake cover"
+    # The length frame described the audio before the cue: dropped rather than left wrong.
+    assert not tags.getall("TLEN")
+    assert sf.info(io.BytesIO(labeled)).frames > 16000  # the cue really was inserted
+
+
+def test_gb53_flac_keeps_comments_and_pictures_through_the_cue() -> None:
+    from mutagen.flac import FLAC, Picture
+
+    buf = io.BytesIO()
+    sf.write(buf, 0.2 * np.sin(np.arange(16000) / 7), 16000, format="FLAC", subtype="PCM_16")
+    source = FLAC(io.BytesIO(buf.getvalue()))
+    source["ALBUM"] = "港口"
+    source["CUSTOMKEY"] = "kept"
+    picture = Picture()
+    picture.type, picture.mime, picture.data = 3, "image/png", b"\x89PNG cover"
+    source.add_picture(picture)
+    out = io.BytesIO(buf.getvalue())
+    source.save(out)
+
+    labeled = FLAC(io.BytesIO(labeler_for("audio").apply(out.getvalue(), "flac", ExplicitOptions())))
+    assert labeled["ALBUM"] == ["港口"] and labeled["CUSTOMKEY"] == ["kept"]
+    assert [p.data for p in labeled.pictures] == [b"\x89PNG cover"]

@@ -260,3 +260,26 @@ def test_lm6_inspect_reads_our_full_label_as_generated_and_bound(labeler: LabelS
     assert report.tier == "generated"
     assert report.binding["status"] == "bound"
     assert not report.multiple_labels
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA"])
+def test_gbe_png_labeled_in_one_decode_digests_exactly_what_a_reader_decodes(mode: str) -> None:
+    """The full label decodes a PNG once: the binding digests the frame just drawn on, which must
+    equal what any reader decodes from the written file, or every binding would read as changed."""
+    from synthgate.labeling.explicit import ExplicitOptions
+    from synthgate.labeling.explicit.image import ImageLabeler
+    from synthgate.labeling.implicit.binding import content_digest, image_digest
+
+    rng = np.random.default_rng(4)
+    channels = len(mode)
+    pixels = rng.integers(0, 256, (150, 200, channels) if channels > 1 else (150, 200), dtype=np.uint8)
+    source = encode(Image.fromarray(pixels, mode), "PNG")
+    out, frames = ImageLabeler().apply_with_frames(source, "png", ExplicitOptions())
+    assert frames is not None, "8-bit PNG takes the one-decode path"
+    assert image_digest("png", frames) == content_digest(out)
+    assert image_digest("png", frames, "sm3") == content_digest(out, algorithm="sm3")
+    # Palette, 16-bit and other formats are re-encoded by Pillow: no shortcut is claimed.
+    _, none = ImageLabeler().apply_with_frames(
+        encode(grey("I;16", (200, 150)), "PNG"), "png", ExplicitOptions()
+    )
+    assert none is None

@@ -220,3 +220,39 @@ def test_gb52_long_custom_label_wraps_and_keeps_the_height() -> None:
     assert len(lay.lines) > 1
     box = ink_box(lightness(out))
     assert box is not None and lay.ink_height >= 0.05 * 200
+
+
+@pytest.mark.parametrize(
+    ("mode", "params"),
+    [
+        ("RGB", {}),
+        ("RGBA", {}),
+        ("L", {}),
+        ("LA", {}),
+        ("P", {"transparency": 3}),
+        ("1", {}),
+        ("I;16", {}),
+    ],
+)
+def test_gb52_png_fast_inflate_decodes_exactly_what_pillow_decodes(mode: str, params: dict) -> None:  # type: ignore[type-arg]
+    """The labeler inflates PNG data with ISA-L and lets Pillow unfilter stored blocks: the pixels,
+    mode and info must be exactly those of Pillow's own decode, or labels would change content."""
+    from PIL import PngImagePlugin
+
+    from synthgate.labeling.explicit.image import _reinflated_png
+
+    rng = np.random.default_rng(11)
+    if mode == "I;16":
+        im = Image.frombytes("I;16", (53, 37), rng.integers(0, 65536, (37, 53)).astype("<u2").tobytes())
+    else:
+        im = Image.fromarray(rng.integers(0, 256, (37, 53, 4), dtype=np.uint8), "RGBA").convert(mode)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "kept")
+    source = encode(im, "PNG", pnginfo=info, **params)
+    stored = _reinflated_png(source)
+    assert stored is not None
+    ours, theirs = Image.open(io.BytesIO(stored)), Image.open(io.BytesIO(source))
+    assert ours.mode == theirs.mode and ours.tobytes() == theirs.tobytes()
+    assert ours.info == theirs.info
+    # Truncated or corrupt data is not repaired here: Pillow's own decode reports it.
+    assert _reinflated_png(source[: len(source) // 2] + source[-12:]) is None

@@ -15,7 +15,7 @@ def test_lm6_http_inspect_reports_tier_and_binding(client: TestClient, label: Ai
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["container"] == "png" and body["tier"] == "generated"
-    assert body["binding"] == {"status": "bound"}
+    assert body["binding"] == {"scheme": "sg1", "status": "bound"}
     raw = client.post(
         "/v1/inspect?declared=true", content=png, headers={"content-type": "application/octet-stream"}
     )

@@ -5,7 +5,8 @@ prompt is ``data/voice_zh.flac`` ("本内容由人工智能生成", 10 character
 characters per minute, inside the 120-160 the standard asks for). It was made once with Debian's
 ``espeak-ng -v cmn -s 150`` and trimmed; it ships inside the package, so nothing is synthesised or
 downloaded at run time. The label is inserted (not mixed) at the start, end and/or middle; sample
-rate, channel count, container and sample format stay those of the input.
+rate, channel count, container and sample format stay those of the input, and so do the tags
+(every ID3 frame, Vorbis comment and picture, carried over with mutagen).
 """
 
 from __future__ import annotations
@@ -121,6 +122,51 @@ def _check_wav_sizes(data: bytes) -> None:
         pos += 8 + size + (size & 1)
 
 
+# Frames that describe the old audio stream, wrong once the cue is inserted (length, seek table).
+_STALE_ID3 = frozenset({"TLEN", "MLLT", "SYTC", "ETCO"})
+
+
+def carry_tags(source: bytes, labeled: bytes, kind: str) -> bytes:
+    """``labeled`` with every tag of ``source`` that libsndfile did not copy (it knows a handful of
+    text fields): all ID3 frames of an MP3 (cover art, lyrics, TXXX ...), all Vorbis comments and
+    pictures of a FLAC or Ogg file. Done with mutagen, which rewrites tag blocks only."""
+    if kind not in ("mp3", "flac", "ogg"):
+        return labeled
+    import mutagen
+    from mutagen.flac import FLAC
+    from mutagen.id3 import ID3, ID3NoHeaderError
+
+    buf = io.BytesIO(labeled)
+    try:
+        if kind == "mp3":
+            try:
+                tags = ID3(io.BytesIO(source))
+            except ID3NoHeaderError:
+                return labeled
+            for frame_id in _STALE_ID3:
+                tags.delall(frame_id)
+            tags.save(buf, v2_version=4 if tags.version[1] != 3 else 3)
+            return buf.getvalue()
+        original: Any = FLAC(io.BytesIO(source)) if kind == "flac" else mutagen.File(io.BytesIO(source))
+        target: Any = FLAC(buf) if kind == "flac" else mutagen.File(buf)
+        if original is None or target is None or original.tags is None:
+            return labeled
+        if target.tags is None:
+            target.add_tags()
+        target.tags.clear()
+        for key, value in original.tags:
+            target.tags.append((key, value))
+        if kind == "flac":
+            target.clear_pictures()
+            for picture in original.pictures:
+                target.add_picture(picture)
+        buf.seek(0)
+        target.save(buf)
+    except Exception as exc:  # mutagen's errors: the source tags are not readable as such
+        raise CorruptMedia(f"the {kind} tags cannot be carried over: {exc}") from exc
+    return buf.getvalue()
+
+
 class AudioLabeler:
     medium = "audio"
     formats = FORMATS
@@ -160,7 +206,7 @@ class AudioLabeler:
                 dst.write(labeled)
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             raise UnsupportedMedia(f"cannot write {kind} audio as {info.subtype}: {exc}") from exc
-        return out.getvalue()
+        return carry_tags(data, out.getvalue(), kind)
 
 
 @labelers.register("audio")

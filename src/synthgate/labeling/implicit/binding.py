@@ -11,8 +11,12 @@ of the signature so a platform can add them (LM-6) without breaking it. A reader
 - ``unsigned``: no binding in ``ReservedCode1``.
 
 The digest is over *decoded* content (pixels, samples, text without the label), so rewriting
-metadata never changes it, while any edit of the picture or sound does. SM2/SM3 is not offered:
-the only pure-Python SM2 package on PyPI (gmssl) has had no release since 2023.
+metadata never changes it, while any edit of the picture or sound does.
+
+Two schemes, told apart by the prefix: ``sg1`` (Ed25519 over a SHA-256 content digest, the
+default) and ``sm2`` (SM2 with SM3 over an SM3 content digest, :mod:`.sm2`, for deployments that
+must use the national algorithms). A signer or verifier names its scheme in ``scheme``; one without
+it is Ed25519. A reader without a verifier for a label's scheme reports ``not_verified``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import base64
 import binascii
 import hashlib
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from io import BytesIO
 from typing import Any, Literal, Protocol
@@ -33,8 +37,11 @@ from synthgate.media.errors import CorruptMedia
 from synthgate.media.limits import DEFAULT_LIMITS, MediaLimits, decoded_av, decoded_frames
 from synthgate.media.sniff import AUDIO_KINDS, IMAGE_KINDS, VIDEO_KINDS
 
-BindingStatus = Literal["bound", "content_changed", "forged", "unsigned"]
+BindingStatus = Literal["bound", "content_changed", "forged", "unsigned", "not_verified"]
 PREFIX = "sg1"
+SM2_PREFIX = "sm2"
+SCHEMES = {PREFIX: "sha256", SM2_PREFIX: "sm3"}
+"""Binding prefix -> the hash of the content digest."""
 DIGEST_BYTES = 16
 _DOMAIN = b"synthgate/aigc-binding/v1\x00"
 
@@ -47,6 +54,36 @@ class Verifier(Protocol):
     def verify(self, signature: bytes, data: bytes) -> None: ...
 
 
+Verifiers = Verifier | Mapping[str, Verifier]
+"""One verifier (its ``scheme`` attribute, Ed25519 when absent) or verifiers by scheme."""
+
+
+def scheme_of(key: object) -> str:
+    """The binding prefix a signer or verifier produces or checks (``sg1`` for Ed25519 keys)."""
+    return str(getattr(key, "scheme", PREFIX))
+
+
+def _verifier_for(verifiers: Verifiers, scheme: str) -> Verifier | None:
+    if isinstance(verifiers, Mapping):
+        return verifiers.get(scheme)
+    return verifiers if scheme_of(verifiers) == scheme else None
+
+
+def _new_hash(algorithm: str) -> Any:
+    if algorithm == "sm3":
+        from synthgate.labeling.implicit.sm2 import Sm3
+
+        return Sm3()
+    return hashlib.sha256()
+
+
+def text_digest(text: str, algorithm: str = "sha256") -> bytes:
+    """The content digest of a plain-text answer (delivered over an API, not in a file)."""
+    digest = _new_hash(algorithm)
+    digest.update(b"text\x00" + text.encode())
+    return bytes(digest.digest())
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -55,15 +92,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def content_digest(data: bytes, limits: MediaLimits = DEFAULT_LIMITS) -> bytes:
-    """SHA-256 over the decoded content, independent of any metadata in the container."""
+def content_digest(data: bytes, limits: MediaLimits = DEFAULT_LIMITS, algorithm: str = "sha256") -> bytes:
+    """SHA-256 (or SM3) over the decoded content, independent of any metadata in the container."""
     from synthgate.labeling.implicit.base import codec_for
 
     kind, codec = codec_for(data)
     # Parsing the container first turns truncation into CorruptMedia even where a decoder
     # would quietly return fewer samples.
     codec.read(data)
-    digest = hashlib.sha256(kind.encode() + b"\x00")
+    digest = _new_hash(algorithm)
+    digest.update(kind.encode() + b"\x00")
     if kind in IMAGE_KINDS:
         _update_frames(digest, decoded_frames(data, limits))
     elif kind in AUDIO_KINDS or kind in VIDEO_KINDS:
@@ -80,7 +118,7 @@ def content_digest(data: bytes, limits: MediaLimits = DEFAULT_LIMITS) -> bytes:
         digest.update(strip_html(data.decode("utf-8")).encode())
     elif kind == "docx":
         digest.update(_docx_digest(data, limits))
-    return digest.digest()
+    return bytes(digest.digest())
 
 
 def _update_frames(digest: Any, frames: Iterable[tuple[str, tuple[int, int], bytes]]) -> None:
@@ -89,12 +127,13 @@ def _update_frames(digest: Any, frames: Iterable[tuple[str, tuple[int, int], byt
         digest.update(pixels)
 
 
-def image_digest(kind: str, frames: Iterable[Any]) -> bytes:
+def image_digest(kind: str, frames: Iterable[Any], algorithm: str = "sha256") -> bytes:
     """:func:`content_digest` from Pillow frames already in memory, for a labeler that has just
     encoded them losslessly (PNG, lossless WebP, TIFF, GIF) and need not decode its own output."""
-    digest = hashlib.sha256(kind.encode() + b"\x00")
+    digest = _new_hash(algorithm)
+    digest.update(kind.encode() + b"\x00")
     _update_frames(digest, ((f.mode, f.size, f.tobytes()) for f in frames))
-    return digest.digest()
+    return bytes(digest.digest())
 
 
 def _docx_digest(data: bytes, limits: MediaLimits) -> bytes:
@@ -132,44 +171,63 @@ def bind(
     """``label`` with ``ReservedCode1`` binding it to the decoded content of ``data``.
 
     ``digest`` skips decoding when the caller already has :func:`content_digest` (or
-    :func:`image_digest`) of exactly this content.
+    :func:`image_digest`, :func:`text_digest`) of exactly this content, in the signer's hash.
     """
-    digest = (digest if digest is not None else content_digest(data, limits))[:DIGEST_BYTES]
+    scheme = scheme_of(signer)
+    if digest is None:
+        digest = content_digest(data, limits, SCHEMES[scheme])
+    digest = digest[:DIGEST_BYTES]
     signature = signer.sign(_message(label, digest))
-    return replace(label, ReservedCode1=f"{PREFIX}.{_b64(digest)}.{_b64(signature)}")
+    return replace(label, ReservedCode1=f"{scheme}.{_b64(digest)}.{_b64(signature)}")
 
 
-def parse_binding(label: AigcLabel) -> tuple[bytes, bytes] | None:
+def parse_binding(label: AigcLabel) -> tuple[str, bytes, bytes] | None:
+    """(scheme, digest, signature) of an ``ReservedCode1`` we wrote, else None."""
     parts = label.ReservedCode1.split(".")
-    if len(parts) != 3 or parts[0] != PREFIX:
+    if len(parts) != 3 or parts[0] not in SCHEMES:
         return None
     try:
         digest, signature = _unb64(parts[1]), _unb64(parts[2])
     except (binascii.Error, ValueError):
         return None
-    return (digest, signature) if len(digest) == DIGEST_BYTES else None
+    return (parts[0], digest, signature) if len(digest) == DIGEST_BYTES else None
 
 
-def digest_matches(label: AigcLabel, data: bytes, limits: MediaLimits = DEFAULT_LIMITS) -> bool | None:
+def digest_matches(
+    label: AigcLabel, data: bytes, limits: MediaLimits = DEFAULT_LIMITS, *, digest: bytes | None = None
+) -> bool | None:
     """Whether the digest in the binding matches ``data`` (None when there is no binding)."""
     parsed = parse_binding(label)
     if parsed is None:
         return None
-    return content_digest(data, limits)[:DIGEST_BYTES] == parsed[0]
+    actual = digest if digest is not None else content_digest(data, limits, SCHEMES[parsed[0]])
+    return actual[:DIGEST_BYTES] == parsed[1]
 
 
 def check_binding(
-    label: AigcLabel, data: bytes, verifier: Verifier, *, limits: MediaLimits = DEFAULT_LIMITS
+    label: AigcLabel,
+    data: bytes,
+    verifier: Verifiers,
+    *,
+    limits: MediaLimits = DEFAULT_LIMITS,
+    digest: bytes | None = None,
 ) -> BindingStatus:
+    """The binding status of ``label`` for ``data`` (``digest``: of a text answer, see
+    :func:`text_digest`, which has no container to decode)."""
     parsed = parse_binding(label)
     if parsed is None:
         # Something in ReservedCode1 that claims to be ours but does not parse is a forgery.
-        return "forged" if label.ReservedCode1.startswith(PREFIX + ".") else "unsigned"
-    digest, signature = parsed
+        claimed = any(label.ReservedCode1.startswith(prefix + ".") for prefix in SCHEMES)
+        return "forged" if claimed else "unsigned"
+    scheme, bound_digest, signature = parsed
+    key = _verifier_for(verifier, scheme)
+    if key is None:
+        return "not_verified"
     try:
-        verifier.verify(signature, _message(label, digest))
+        key.verify(signature, _message(label, bound_digest))
     except InvalidSignature:
         return "forged"
-    if content_digest(data, limits)[:DIGEST_BYTES] != digest:
+    actual = digest if digest is not None else content_digest(data, limits, SCHEMES[scheme])
+    if actual[:DIGEST_BYTES] != bound_digest:
         return "content_changed"
     return "bound"

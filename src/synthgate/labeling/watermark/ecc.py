@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import bchlib
@@ -74,3 +75,16 @@ def decode_soft(soft: np.ndarray, t: int, flips: int = CHASE_FLIPS) -> tuple[byt
         if best is None or metric < best[0]:
             best = (metric, result[0], int(disagree.sum()))
     return None if best is None else (best[1], best[2])
+
+
+@lru_cache(maxsize=8)
+def false_decode_probability(t: int, flips: int = CHASE_FLIPS) -> float:
+    """Chance that uniformly random hard bits are accepted by :func:`decode_soft` at all.
+
+    A word is accepted when it lies within ``t`` bits of one of the 2**64 codewords; Chase decoding
+    tries 2**flips words, each uniform when the bits are. So the bound is
+    2**flips · 2**64 · Σ_{i ≤ t} C(n, i) / 2**n with n the codeword length.
+    """
+    n = codeword_bits(t)
+    ball = sum(math.comb(n, i) for i in range(t + 1))
+    return min(1.0, (1 << flips) * ball * 2.0 ** (8 * PAYLOAD_BYTES - n))

@@ -17,37 +17,42 @@ several chips. Without the key the pattern is indistinguishable from noise, so n
 find or forge it.
 
 *Embedding.* The chips are slightly rounded (Gaussian, ``CHIP_SMOOTH``: box edges carry high
-frequencies that neither scaling nor JPEG keeps, so they would only spend PSNR), scaled by a
-perceptual mask (a floor on flat areas so flat posters and screenshots still carry the mark, more
-where local activity hides it), resampled smoothly to full resolution in one pass and added
-equally to R, G and B (a luminance change, so 4:2:0 chroma subsampling does not touch it). The
-pattern lives in the low/mid band of the working grid, i.e. in a band that scales with the image.
-The whole change is budgeted to ``TARGET_RMS`` (PSNR ≥ 42 dB), capped on flat content by
-``FLAT_BOOST`` (SSIM). Near black and white a smooth tone offset, paid from the same budget, makes
-room for both signs of the pattern so white screenshot backgrounds do not simply clip it away.
+frequencies that neither scaling nor JPEG keeps, so they would only spend PSNR), resampled smoothly
+to full resolution in one pass and added equally to R, G and B (a luminance change, so 4:2:0 chroma
+subsampling does not touch it). The amplitude per working pixel is the smaller of two limits:
+an SSIM cap (``_ssim_cap``: SSIM's structure and luminance terms lose ≈ a²/(2σ² + C2) and
+a²/(2μ² + C1), so flat mid-tones take ≈ 2 grey levels, texture and bright areas more, near-black
+almost nothing) and a common level chosen by bisection so the whole change meets ``TARGET_RMS``
+(PSNR ≥ 42 dB) — the detector weighs samples by how little the content hides them, so the cheap
+flat areas fill up to their cap first. Near white a smooth tone offset, paid from the same budget,
+makes room for both signs of the pattern; near black there is no offset (SSIM punishes shifting a
+dark mean), the cap keeps the pattern small there instead.
 
-*Detection.* The detector resamples to the working grid, whitens it (residual after a 3 × 3 mean,
-divided by its local spread and clipped, so textures and text edges weigh less) and estimates the
-tile lattice from the partly whitened autocorrelation of the residual: a periodic mark gives peaks
-near (TILE, 0) and (0, TILE), moved by crop (the period grows up to 1/0.8 ×) and rotation (the peaks
-tilt); whitening keeps the regular line spacing of text from outshining them. Each lattice
-candidate (the nominal one and the strongest peaks) is used to fold the whole residual into a
-single tile (bilinear splatting, so all tiles add up coherently), and the keyed sync sequence is
-cross-correlated with the folded tile at all ``TILE²`` cyclic offsets with FFTs. The best
-normalised correlation z gives the decision; the payload is then read at that offset: soft values
-per coded bit, BCH decoding (t = 8) with Chase-II soft decoding over the 8 least reliable bits, and
-a consistency check that rejects the shortened code's miscorrections.
+*Detection.* The detector resamples to the working grid and whitens it (residual after a 3 × 3
+mean, divided by its local spread and clipped, so textures and text edges weigh less). The nominal
+lattice (no crop) is tried first with a reshape fold; when that does not settle it, tile-lattice
+candidates come from the partly whitened autocorrelation (sharp peaks near (TILE, 0) and (0, TILE),
+moved by crop and tilted by rotation) and from a comb search per axis over the marginal power
+spectrum (sums only the harmonics of each candidate period: crops rescale each axis on its own),
+and undecided results get a small refinement grid around the best lattice. Each lattice folds the
+whole residual into one tile (bilinear splatting) and the keyed sync sequence is cross-correlated
+with it at all ``TILE²`` cyclic offsets with FFTs. The payload is read at the best offset: soft
+values per coded bit, BCH (t = 8) with Chase-II soft decoding, a consistency check against the
+shortened code's miscorrections.
 
-*Limits* (measured in ``bench/watermark_robustness.py``, docs/performance.md): at PSNR ≥ 42 dB very
-busy textures (grass, gravel) do not leave enough signal; the chain "half size, then JPEG 50" on
-images of ≤ 512 px mostly leaves the mark detectable but the payload unreadable; brightening
-+30 % saturates white backgrounds and takes the mark with it there.
+*Limits* (measured in ``bench/watermark_robustness.py``, docs/performance.md): at PSNR ≥ 42 dB dense
+fine texture (grass, gravel) leaves z ≈ 4 even untouched; brightening +30 % saturates white
+backgrounds at 255 and the mark with them (screenshots); small images (≤ 512 px) put the chips at
+≤ 4 px, so JPEG 50 after a 0.5× resize usually leaves the payload unreadable.
 
 *Calibrated false positives.* For content without the mark, and key signs s independent of it,
 ``z = Σ s·x / ‖x‖`` obeys Hoeffding's bound P(z ≥ t) ≤ exp(−t²/2) for every image x. A union bound
-over the offsets and lattice candidates searched gives the reported p-value; ``detected`` means
-p ≤ ``max_p_value`` (1e-6 by default). ``bench/watermark_robustness.py`` checks it empirically on
-unmarked images and wrong keys. A payload is reported only when BCH decoding also succeeds.
+over the ``TILE²`` offsets and ``MAX_LATTICES`` lattices gives the reported p-value; ``detected``
+means p ≤ ``max_p_value`` (1e-6 by default). When the sync alone falls short, a payload that BCH
+accepts also counts: without the mark the coded bits are uniform and independent of the sync score
+(disjoint chips, independent key streams), so the bound is multiplied by the decoder's false-accept
+probability (``ecc.false_decode_probability``, ≈ 2e-5). ``bench/watermark_robustness.py`` checks it
+empirically on unmarked images and random keys. A payload is reported only when BCH decoding succeeds.
 """
 
 from __future__ import annotations
@@ -77,20 +82,23 @@ GRID = 256  # working grid, pixels per axis
 CHIP = 2  # working pixels per chip side
 CHIPS = 32  # chips per tile side
 TILE = CHIP * CHIPS  # tile side in working pixels (4 × 4 tiles on the grid)
-SYNC_CHIPS = 384
+SYNC_CHIPS = 192
 BCH_T = 8
 MIN_SIDE = 128  # smaller images cannot carry the payload reliably
 TARGET_RMS = 1.9  # on the 0-255 scale: PSNR = 20·log10(255/1.9) ≈ 42.6 dB
-FLOOR = 1.0  # mask floor on flat areas (keeps SSIM ≥ 0.98 on flat posters)
-GAIN = 0.6  # extra strength per unit of local activity
-CEIL = 3.2  # mask ceiling before the budget
+SSIM_K = 0.26  # local amplitude ≤ SSIM_K·sqrt(2σ² + C2) (and the same with the mean): SSIM ≥ ~0.98
+_C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2  # SSIM's stabilising constants on the 0-255 scale
 PERIOD_RANGE = (TILE - 6, int(TILE / 0.78) + 2)  # crops of up to ~22 % per axis
 SKEW = 6  # lag tolerance across the axis, for small rotations
 PEAKS_PER_AXIS = 2  # autocorrelation peaks tried per axis (lattice candidates = 1 + 2²)
 AUTO_WHITEN = 1.5  # exponent of the spectral whitening before the autocorrelation
+COMB_PEAKS = 2  # comb-search periods tried per axis
+COMB_SMOOTH = 9  # bins: spectral flattening before the comb sum
+COMB_LOW, COMB_TOP = 6.0, 120.0  # harmonic frequencies the comb sums (cycles per grid)
+REFINE_MIN_Z = 4.5  # undecided detections get a local lattice refinement
+PEAK_SHARPEN = 7  # lags: the autocorrelation minus its local mean before peak picking
 CHIP_SMOOTH = 0.6  # working pixels
 RESIDUAL_SIZE = 3  # local mean the residual is taken against
-FLAT_BOOST = 1.8  # most the budget may scale the pattern up on flat content (SSIM ≥ ~0.98)
 HEADROOM = 0.7  # room the offset makes near black/white, in units of the local mark amplitude
 
 
@@ -202,6 +210,41 @@ def _residual(grid: np.ndarray) -> np.ndarray:
     return np.clip(res / (spread + 0.25), -2.5, 2.5).astype(np.float32)
 
 
+def _ssim_cap(grid: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """Largest local mark amplitude that keeps SSIM ≥ ~0.98 (``SSIM_K``), per working pixel.
+
+    SSIM's structure term loses ≈ a² / (2σ² + C2) and its luminance term ≈ a² / (2μ² + C1) when a
+    change of amplitude a meets local contrast σ and local mean μ (the darkest channel counts, as
+    SSIM is taken per channel). The mark is smooth at the scale of SSIM's 7 × 7 window, so it acts
+    mostly as a local mean shift: both terms bound it. Flat mid-tones allow ≈ 1 grey level, texture
+    and bright areas far more; near black almost nothing.
+    """
+    mean = ndimage.uniform_filter(grid, size=3, mode="reflect")
+    var = np.maximum(ndimage.uniform_filter(grid * grid, size=3, mode="reflect") - mean * mean, 0.0)
+    dark_mean = ndimage.uniform_filter(dark, size=3, mode="reflect")
+    bound = np.minimum(2.0 * var + _C2, 2.0 * dark_mean * dark_mean + _C1)
+    return (SSIM_K * np.sqrt(bound)).astype(np.float32)
+
+
+def _water_fill(cap: np.ndarray, weight: np.ndarray, budget: float) -> np.ndarray:
+    """Amplitude min(cap, level), the level as high as the mean-square budget (PSNR) allows.
+
+    The detector weighs each sample by how little the content there masks it, so the cheapest
+    places (flat areas, up to their SSIM cap) fill first and busy texture gets the rest.
+    """
+    if float(np.mean(cap * cap * weight)) <= budget:
+        return cap
+    lo, hi = 0.0, float(cap.max())
+    for _ in range(18):
+        level = 0.5 * (lo + hi)
+        clipped = np.minimum(cap, level)
+        if float(np.mean(clipped * clipped * weight)) > budget:
+            hi = level
+        else:
+            lo = level
+    return np.minimum(cap, lo)
+
+
 def _spread(chips: np.ndarray) -> np.ndarray:
     """Chip values to the whole working grid (each chip CHIP × CHIP pixels, tiles repeated)."""
     tile = np.kron(chips, np.ones((CHIP, CHIP), np.float32))
@@ -271,32 +314,22 @@ class ImageCodec:
             )
         planes = _split(media)
         grid = _grid(planes.luma_image(precise=False))  # only shapes the mask: 8 bits are plenty
-        chips = self._chips(payload)
-        # Local activity on the working grid: texture hides a stronger mark than flat areas.
-        detail = grid - ndimage.uniform_filter(grid, size=3, mode="reflect")
-        activity = np.sqrt(np.maximum(ndimage.uniform_filter(detail * detail, size=5, mode="reflect"), 0.0))
-        mask = np.clip(FLOOR + GAIN * activity, FLOOR, CEIL)
-        # Rounded chips: the box edges' high frequencies would not survive scaling and JPEG, so they
-        # are not worth their share of the PSNR budget.
-        field = mask * ndimage.gaussian_filter(_spread(chips), CHIP_SMOOTH, mode="wrap")
-        # Smooth tone offset where a whole neighbourhood is near white or black, so both signs of the
-        # pattern fit in [0, 255] (white screenshot backgrounds would otherwise clip it away). It is
-        # smooth, so it carries no structure of its own and the detector's high-pass ignores it.
         brightest, darkest = planes.extremes()
-        headroom = HEADROOM * mask
+        unit = ndimage.gaussian_filter(_spread(self._chips(payload)), CHIP_SMOOTH, mode="wrap")
+        cap = _ssim_cap(grid, _grid(darkest))
+        # Smooth tone offset where a whole neighbourhood is near white, so both signs of the pattern
+        # fit below 255 (white screenshot backgrounds would otherwise clip half of it away). It is
+        # smooth, so it carries no structure of its own and the detector's high-pass ignores it. Near
+        # black no offset is added: SSIM's luminance term punishes any shift of a dark mean, so the
+        # cap keeps the pattern small there instead and clipping costs little.
         local_top = ndimage.maximum_filter(_grid(brightest), size=5)
-        local_bottom = ndimage.minimum_filter(_grid(darkest), size=5)
-        offset = np.minimum(0.0, 255.0 - headroom - local_top) + np.maximum(0.0, headroom - local_bottom)
-        offset = ndimage.gaussian_filter(offset, 2.0)
-        # The offset and the pattern share the PSNR budget (the offset gets at most half of it); flat
-        # content is never pushed harder than FLAT_BOOST allows (SSIM). Measured on the grid: smooth
-        # upsampling only lowers it, so the PSNR stays at or above the target.
+        offset = ndimage.gaussian_filter(np.minimum(0.0, 255.0 - HEADROOM * cap - local_top), 2.0)
         offset_ms = float(np.mean(offset * offset))
-        if offset_ms > 0.5 * TARGET_RMS**2:
+        if offset_ms > 0.5 * TARGET_RMS**2:  # the offset gets at most half of the PSNR budget
             offset *= np.sqrt(0.5 * TARGET_RMS**2 / offset_ms)
             offset_ms = 0.5 * TARGET_RMS**2
-        rms = float(np.sqrt(np.mean(field * field)))
-        field *= min(np.sqrt(TARGET_RMS**2 - offset_ms) / max(rms, 1e-6), FLAT_BOOST)
+        amplitude = _water_fill(cap, unit * unit, TARGET_RMS**2 - offset_ms)
+        field = amplitude * unit
         delta = _resize(field + offset, width, height)
         return _join(planes, delta)
 
@@ -311,17 +344,48 @@ class ImageCodec:
         except NotEmbeddable as exc:
             return Detection(False, None, 1.0, 0.0, self.name, details={"reason": exc.message})
         residual = _residual(_grid(planes.luma_image()))
-        candidates = self._lattices(residual)
-        best: tuple[float, np.ndarray, tuple[int, int], np.ndarray] | None = None
-        for lattice in candidates:
-            chipsum = self._fold(residual, lattice)
-            z, shift = self._sync(chipsum)
-            if best is None or z > best[0]:
-                best = (z, chipsum, shift, lattice)
-        assert best is not None
-        z, chipsum, shift, lattice = best
-        trials = TILE * TILE * len(candidates)
+        # The union bound counts every lattice the search may try (``MAX_LATTICES``), whether or not
+        # it gets that far, so stopping early at a confident nominal lattice keeps the bound valid.
+        trials = TILE * TILE * MAX_LATTICES
+        nominal = self._fold(residual, _NOMINAL)
+        z, shift = self._sync(nominal)
+        found = [(z, nominal, shift, _NOMINAL)]
+        decoded: tuple[bytes, int] | None = None
+        if union_bound_p_value(z, trials) <= max_p_value:
+            decoded = self._read(nominal, shift)
+        if decoded is None:
+            for lattice in self._lattices(residual)[1:]:
+                chipsum = self._fold(residual, lattice)
+                z, shift = self._sync(chipsum)
+                found.append((z, chipsum, shift, lattice))
+            found.sort(key=lambda item: -item[0])
+            if union_bound_p_value(found[0][0], trials) > max_p_value and found[0][0] >= REFINE_MIN_Z:
+                # Undecided: the peak picking may be a fraction of a pixel off (the fold drifts
+                # across the tiles). Try a small grid of periods around the best lattice.
+                base = found[0][3]
+                for step in _REFINE_STEPS:
+                    lattice = base + np.diag(step)
+                    chipsum = self._fold(residual, lattice)
+                    z, shift = self._sync(chipsum)
+                    found.append((z, chipsum, shift, lattice))
+                found.sort(key=lambda item: -item[0])
+        z, chipsum, shift, lattice = found[0]
         p_value = union_bound_p_value(z, trials)
+        if decoded is None and p_value <= max_p_value:
+            decoded = self._read(chipsum, shift)
+        elif decoded is None:
+            # Payload-assisted decision. Without the mark, the coded bits read at any offset are
+            # uniform and independent of the sync score (disjoint chips, independent key signs), so
+            # "sync z ≥ z₀ and the BCH decoder accepts" has probability ≤ e^(−z₀²/2) · P_false_decode
+            # per trial, and the union bound over the trials still holds.
+            for z_c, chipsum_c, shift_c, lattice_c in found:
+                p_c = union_bound_p_value(z_c, trials) * ecc.false_decode_probability(BCH_T)
+                if p_c > max_p_value:
+                    break
+                decoded = self._read(chipsum_c, shift_c)
+                if decoded is not None:
+                    z, shift, lattice, p_value = z_c, shift_c, lattice_c, p_c
+                    break
         detected = p_value <= max_p_value
         details: dict[str, Any] = {
             "lattice": np.round(lattice, 2).tolist(),
@@ -331,7 +395,6 @@ class ImageCodec:
         payload_hex: str | None = None
         corrected: int | None = None
         if detected:
-            decoded = self._read(chipsum, shift)
             if decoded is not None:
                 payload_hex, corrected = decoded[0].hex(), decoded[1]
             else:
@@ -355,7 +418,8 @@ class ImageCodec:
             else:
                 window = auto[np.ix_(lags_along % GRID, lags_across % GRID)].T
             peaks: list[np.ndarray] = []
-            work = window.copy()
+            # The mark's peaks are a chip wide; content correlates smoothly over lags: keep the sharp part.
+            work = window - ndimage.uniform_filter(window, size=PEAK_SHARPEN, mode="nearest")
             for _ in range(PEAKS_PER_AXIS):
                 i, j = (int(v) for v in np.unravel_index(int(np.argmax(work)), work.shape))
                 along = float(lags_along[j]) + _parabolic(work, i, j, axis=1)
@@ -367,6 +431,15 @@ class ImageCodec:
         for vx in found[0]:
             for vy in found[1]:
                 lattice = np.stack([vx, vy])
+                if all(np.abs(lattice - other).max() > 0.3 for other in lattices):
+                    lattices.append(lattice)
+        # Crops rescale each axis on its own: a comb search over each axis' marginal power spectrum
+        # sums only the harmonics of a candidate period, so it finds periods the autocorrelation
+        # (which also adds up every other frequency's content) ranks too low.
+        periods_y = _comb_periods(_fold_spectrum(power.sum(axis=1)))
+        for px in _comb_periods(power.sum(axis=0)):
+            for py in periods_y:
+                lattice = np.array([[px, 0.0], [0.0, py]])
                 if all(np.abs(lattice - other).max() > 0.3 for other in lattices):
                     lattices.append(lattice)
         return lattices
@@ -419,6 +492,49 @@ class ImageCodec:
         return ecc.decode_soft(soft, BCH_T)
 
 
+_COMB_GRID = np.arange(PERIOD_RANGE[0], PERIOD_RANGE[1] + 0.001, 0.05)
+
+
+def _fold_spectrum(power: np.ndarray) -> np.ndarray:
+    """A full-length (two-sided) real power spectrum folded onto frequencies 0..GRID/2."""
+    half = power[: GRID // 2 + 1].copy()
+    half[1 : GRID // 2] += power[GRID - 1 : GRID // 2 : -1]
+    return half
+
+
+def _comb_periods(marginal: np.ndarray) -> list[float]:
+    """The ``COMB_PEAKS`` periods whose harmonics stand out most in a one-sided marginal spectrum."""
+    flat = marginal / np.maximum(ndimage.uniform_filter1d(marginal, COMB_SMOOTH, mode="nearest"), 1e-9)
+    harmonics, valid = _comb_harmonics()
+    values = np.interp(harmonics, np.arange(flat.size, dtype=np.float64), flat)
+    scores = (values * valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    picked: list[float] = []
+    for i in np.argsort(-scores):
+        if all(abs(_COMB_GRID[i] - p) > 1.0 for p in picked):
+            picked.append(float(_COMB_GRID[i]))
+        if len(picked) == COMB_PEAKS:
+            break
+    return picked
+
+
+@lru_cache(maxsize=1)
+def _comb_harmonics() -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic frequencies of every candidate period (rows) and which of them the comb sums."""
+    k = np.arange(1, int(COMB_TOP * _COMB_GRID[-1] / GRID) + 2)
+    harmonics = k[None, :] * (GRID / _COMB_GRID[:, None])
+    valid = ((harmonics >= COMB_LOW) & (harmonics <= COMB_TOP)).astype(np.float64)
+    return harmonics, valid
+
+
+_REFINE_STEPS = [
+    np.array([dx, dy]) for dx in (-0.6, 0.0, 0.6) for dy in (-0.6, 0.0, 0.6) if (dx, dy) != (0.0, 0.0)
+]
+#: Lattices the union bound counts. The candidates come from the content alone (autocorrelation and
+#: comb peaks: a fixed set given the image, whatever the key), but the refinement grid sits around the
+#: best-scoring candidate, which depends on the key: so the bound counts the refinement grid around
+#: every candidate, as if all had been tried.
+_CANDIDATES = 1 + PEAKS_PER_AXIS**2 + COMB_PEAKS**2
+MAX_LATTICES = _CANDIDATES * (1 + len(_REFINE_STEPS))
 _NOMINAL = np.array([[float(TILE), 0.0], [0.0, float(TILE)]])
 
 

@@ -47,11 +47,21 @@ def mount_console(app: FastAPI) -> None:
         generations,
         operators,
         rules,
+        review,
         services,
     )
 
-    for module in (auth, dashboard, services, accounts, generations, rules, audit_log, operators):
+    for module in (auth, dashboard, services, accounts, generations, rules, audit_log, operators, review):
         app.include_router(module.router)
+    from synthgate.web.console import consent as consent_pages
+    from synthgate.web.console import governance, transparency
+
+    app.include_router(governance.router)
+    app.include_router(transparency.router)
+    app.include_router(consent_pages.router)
+    from synthgate.web.console import cases as case_pages
+
+    app.include_router(case_pages.router)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:

@@ -52,6 +52,22 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.verify": frozenset({"admin", "compliance", "auditor"}),
     "operators.read": frozenset({"admin", "compliance", "auditor"}),
     "operators.write": frozenset({"admin"}),
+    # Biometric-edit consents (DSP-14): who consented to what, revocations, consent refusals.
+    "consent.read": frozenset({"admin", "compliance", "reviewer", "auditor"}),
+    "consent.revoke": frozenset({"admin", "compliance"}),
+    # Human review (DSP-10): auditors may read the queue and the decisions, only reviewers decide.
+    "review.read": frozenset({"admin", "compliance", "reviewer", "auditor"}),
+    "review.decide": frozenset({"admin", "compliance", "reviewer"}),
+    # Complaints and appeals (DSP-12): reviewers decide, compliance also reports to the authority.
+    "cases.read": frozenset({"admin", "compliance", "reviewer", "auditor"}),
+    "cases.decide": frozenset({"admin", "compliance", "reviewer"}),
+    "cases.report": frozenset({"admin", "compliance"}),
+    "cases.outbox": frozenset({"admin", "compliance", "auditor"}),
+    # Filings, assessments, DSP-7 records, labeling materials: compliance keeps them, auditors read.
+    "governance.read": frozenset({"admin", "compliance", "auditor"}),
+    "governance.write": frozenset({"admin", "compliance"}),
+    "governance.suspend": frozenset({"admin", "compliance"}),
+    "transparency.read": frozenset({"admin", "compliance", "auditor"}),
 }
 
 NAV: tuple[tuple[str, str, str], ...] = (
@@ -63,6 +79,13 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("rules.read", "/console/rules", "Rules"),
     ("audit.read", "/console/audit", "Audit log"),
     ("operators.read", "/console/operators", "Operators"),
+    ("consent.read", "/console/consent", "Consent"),
+    ("review.read", "/console/review", "Review"),
+    ("cases.read", "/console/cases", "Cases"),
+    ("cases.read", "/console/appeals", "Appeals"),
+    ("cases.outbox", "/console/outbox", "Outbox"),
+    ("governance.read", "/console/governance", "Governance"),
+    ("transparency.read", "/console/transparency", "Transparency"),
 )
 
 
