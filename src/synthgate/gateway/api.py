@@ -65,6 +65,7 @@ def check(
         medium=body.medium,
         operation=body.operation,
         media=decode_media(body.media, gateway),
+        without_explicit_label=body.without_explicit_label,
     )
     return schemas.CheckResponse(
         ticket_id=result.ticket_id,

@@ -26,6 +26,8 @@ class Ticket(Base):
     input_sha256: Mapped[str] = mapped_column(String(64))
     input_media: Mapped[list[Any]] = mapped_column(default=list)
     """Digests of the checked input files, carried to the generation record."""
+    explicit_label_waived: Mapped[bool] = mapped_column(default=False)
+    """LM-9: the user asked for the output without the explicit label."""
     input_chars: Mapped[int] = mapped_column(default=0)
     verdicts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -79,6 +79,8 @@ class GenerationContext:
     """The model's output files, as handed to the complete phase."""
     labeled_media: list[MediaItem] | None = None
     """What is delivered: the output files with their labels (a labeling stage sets it)."""
+    explicit_label_waived: bool = False
+    """LM-9: the user asked for the output without the explicit label (implicit labels stay)."""
     produce_id: str = field(default_factory=new_produce_id)
     account: Account | None = None
     account_id: str | None = None
@@ -269,6 +271,11 @@ class ExplicitLabelStage:
     def run(self, ctx: GenerationContext, session: Session) -> None:
         if ctx.output_text is None:
             return  # files are labeled by the media_label stage
+        if ctx.explicit_label_waived:
+            # LM-9: delivered as the user asked, without the label; the record names the recipient.
+            ctx.labeled_output = ctx.output_text
+            ctx.note(self.name, waived=True)
+            return
         label = text_label_for(ctx)
         if ctx.labeled_output is None:  # a stream applies the label as it goes
             ctx.labeled_output = label.apply(ctx.output_text)

@@ -42,6 +42,12 @@ class CheckRequest(BaseModel):
         "(biometric edits need the edited person's consent, DSP-14)",
     )
     media: list[MediaIn] = Field(default_factory=list, description="Input files (images, audio, video)")
+    without_explicit_label: bool = Field(
+        default=False,
+        description="LM-9: the user asks for the output without the explicit label. Only where the "
+        "service's agreement puts the labeling duty on the user (service setting unlabeled_delivery); "
+        "metadata labels and watermarks stay, and the delivery is logged with its recipient",
+    )
 
     @model_validator(mode="after")
     def one_input(self) -> CheckRequest:

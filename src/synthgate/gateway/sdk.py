@@ -69,6 +69,7 @@ class Gateway:
         medium: str = "text",
         operation: str = "generate",
         media: Sequence[bytes | MediaItem] = (),
+        without_explicit_label: bool = False,
     ) -> CheckResult:
         """Before the model runs: identity, rules, input screening, consent. Raises ``Refused``.
 
@@ -83,6 +84,7 @@ class Gateway:
             medium=medium,
             operation=operation,
             media=self._items(media),
+            without_explicit_label=without_explicit_label,
         )
 
     def complete(

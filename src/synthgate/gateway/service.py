@@ -202,6 +202,7 @@ class GatewayService:
         medium: str = "text",
         operation: str = "generate",
         media: Sequence[MediaItem] = (),
+        without_explicit_label: bool = False,
     ) -> CheckResult:
         ctx = self._context(
             service,
@@ -213,9 +214,18 @@ class GatewayService:
             operation=operation,
             media=media,
         )
+        ctx.explicit_label_waived = without_explicit_label
         holder: dict[str, Ticket] = {}
 
         def work(session: Session) -> None:
+            if without_explicit_label and service.settings.get("unlabeled_delivery") is not True:
+                raise Refused(
+                    "labeling.waiver_not_allowed",
+                    "LM-9",
+                    "this service's agreement does not put the labeling duty on its users, so the "
+                    "explicit label cannot be left off",
+                    stage="check",
+                )
             run_phase(self.pipeline, "check", ctx, session)
             assert ctx.account is not None
             now = utcnow()
@@ -229,6 +239,7 @@ class GatewayService:
                 input_sha256=ctx.input_sha256,
                 input_chars=len(input_text),
                 input_media=ctx.input_media_digests(),
+                explicit_label_waived=without_explicit_label,
                 verdicts=ctx.verdicts,
                 created_at=now,
                 expires_at=now + dt.timedelta(seconds=self.settings.ticket_ttl_seconds),
@@ -292,6 +303,7 @@ class GatewayService:
             account_id=account.id,
             output_text=output_text,
             output_media=list(media),
+            explicit_label_waived=ticket.explicit_label_waived,
             verdicts=dict(ticket.verdicts),
         )
         input_sha256 = ticket.input_sha256

@@ -49,6 +49,7 @@ SERVICE_SETTINGS = {
     "label_position",
     "biometric_operations",
     "consent_media_policy",
+    "unlabeled_delivery",
 }
 
 
@@ -60,6 +61,10 @@ def _validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(f"unknown service settings: {', '.join(sorted(unknown))}")
     moderation_settings.validate_service_settings(settings)
+    if not isinstance(settings.get("unlabeled_delivery", False), bool):
+        raise InvalidInput(
+            "unlabeled_delivery is true or false (LM-9: the agreement sets the users' labeling duty)"
+        )
     if settings.get("consent_media_policy", "detect") not in ("detect", "operations"):
         raise InvalidInput("consent_media_policy must be detect or operations")
     terms = settings.get("blocked_terms", [])

@@ -259,4 +259,10 @@ class LabelService:
         key, payload = spec
         item = MediaItem(data=data, container=kind, medium=medium)  # type: ignore[arg-type]
         marked, record = embed_for_output(item, payload, key)
-        return marked.data, record.as_dict()
+        if not record.embedded:
+            return data, record.as_dict()
+        # The watermark writes a fresh file: ICC profile, EXIF, XMP and text chunks come back
+        # from the file before it, at the container level (no second re-encode).
+        from synthgate.labeling.implicit.carry import carry_metadata
+
+        return carry_metadata(data, marked.data, kind), record.as_dict()

@@ -82,7 +82,7 @@ class MediaLabelStage:
         request = LabelRequest(
             producer=ctx.service.provider_code,
             produce_id=ctx.produce_id,
-            explicit=True,
+            explicit=not ctx.explicit_label_waived,  # LM-9: the user asked for it without
             c2pa=True,
             edited=is_edit(ctx),
             watermark=watermark,

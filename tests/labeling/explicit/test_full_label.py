@@ -283,3 +283,37 @@ def test_gbe_png_labeled_in_one_decode_digests_exactly_what_a_reader_decodes(mod
         encode(grey("I;16", (200, 150)), "PNG"), "png", ExplicitOptions()
     )
     assert none is None
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_gbe_watermarked_output_keeps_icc_exif_and_text(tmp_path: Path, fmt: str) -> None:
+    """The watermark re-encodes the picture into a fresh file; the ICC profile, EXIF and (PNG)
+    text of the model's output are carried back at the container level, not lost."""
+    from PIL import ImageCms, PngImagePlugin
+
+    from synthgate.labeling.watermark import detect_image_bytes
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "synthgate-camera"  # Make
+    rng = np.random.default_rng(2)
+    base = np.clip(rng.normal(128, 10, (240, 320, 3)), 0, 255).astype(np.uint8)
+    params: dict[str, object] = {"icc_profile": icc, "exif": exif.tobytes()}
+    if fmt == "PNG":
+        text = PngImagePlugin.PngInfo()
+        text.add_text("Description", "harbour")
+        params["pnginfo"] = text
+    else:
+        params["quality"] = 92
+    source = encode(Image.fromarray(base, "RGB"), fmt, **params)
+    key = b"k" * 32
+    labeler = LabelService(Settings(data_dir=tmp_path, scheduler=False, c2pa_enabled=False))
+    result = labeler.label(source, LabelRequest(producer=DEMO_PROVIDER_CODE, watermark=(key, b"\x01" * 8)))
+    assert result.watermark is not None and result.watermark["embedded"], result.watermark
+    out = Image.open(io.BytesIO(result.data))
+    assert out.info.get("icc_profile") == icc
+    assert out.getexif().get(0x010F) == "synthgate-camera"
+    if fmt == "PNG":
+        assert out.info.get("Description") == "harbour"
+    assert detect_image_bytes(result.data, key).payload == (b"\x01" * 8).hex()
+    assert check_binding(result.label, result.data, labeler.binding_verifier) == "bound"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 02:13:08.275856
+Create Date: 2026-11-25 02:57:57.858201
 """
 
 from __future__ import annotations
@@ -908,6 +908,7 @@ def upgrade() -> None:
         sa.Column("model", sa.String(length=200), nullable=True),
         sa.Column("input_sha256", sa.String(length=64), nullable=False),
         sa.Column("input_media", sa.JSON(), nullable=False),
+        sa.Column("explicit_label_waived", sa.Boolean(), nullable=False),
         sa.Column("input_chars", sa.Integer(), nullable=False),
         sa.Column("verdicts", sa.JSON(), nullable=False),
         sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
