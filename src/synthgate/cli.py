@@ -881,37 +881,50 @@ def _watermark_keys(service: str | None) -> list[tuple[str, bytes]]:
 
 @watermark_app.command("embed")
 def watermark_embed(
-    source: Annotated[Path, typer.Argument(help="Image to mark", exists=True, dir_okay=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the marked image")],
+    source: Annotated[
+        Path, typer.Argument(help="Image, audio or video file to mark", exists=True, dir_okay=False)
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the marked file")],
     payload: Annotated[str, typer.Option(help="64-bit payload, 16 hex digits")],
     service: Annotated[str, typer.Option(help="Service slug or id whose key marks the image")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Embed a keyed invisible watermark carrying PAYLOAD; exits 3 when the image cannot carry it."""
-    from synthgate.labeling.watermark import parse_payload, watermark_image_bytes
+    """Embed a keyed invisible watermark carrying PAYLOAD; exits 3 when the file cannot carry it.
+
+    An image is written in the format its output name asks for; audio and video keep their container.
+    """
+    from synthgate.labeling.watermark import embed_for_output, parse_payload, watermark_image_bytes
+    from synthgate.media import MediaItem
 
     bits = _run(lambda: parse_payload(payload))
     ((slug, key),) = _run(lambda: _watermark_keys(service))
-    suffix = output.suffix.lower().lstrip(".")
-    formats = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
-    fmt = formats.get(suffix)
-    result = _run(lambda: watermark_image_bytes(source.read_bytes(), key, bits, output_format=fmt))
-    if result.embedded:
-        output.write_bytes(result.data)
-    report = {"embedded": result.embedded, "service": slug, "format": result.format, "reason": result.reason}
+    item = _run(lambda: MediaItem.from_bytes(source.read_bytes()))
+    if item.medium == "image":
+        suffix = output.suffix.lower().lstrip(".")
+        formats = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
+        marked = _run(lambda: watermark_image_bytes(item.data, key, bits, output_format=formats.get(suffix)))
+        embedded, data, fmt, reason = marked.embedded, marked.data, marked.format, marked.reason
+    else:
+        delivered, record = _run(lambda: embed_for_output(item, bits, key))
+        embedded, data, fmt, reason = record.embedded, delivered.data, item.container, record.reason
+    if embedded:
+        output.write_bytes(data)
+    report = {"embedded": embedded, "service": slug, "format": fmt, "reason": reason}
     if as_json:
         _print_json(report)
-    elif result.embedded:
-        out.print(f"wrote {output} ({result.format}, watermark of service {slug})")
+    elif embedded:
+        out.print(f"wrote {output} ({fmt}, watermark of service {slug})")
     else:
-        err.print(f"[red]not embeddable:[/red] {result.reason}")
-    if not result.embedded:
+        err.print(f"[red]not embeddable:[/red] {reason}")
+    if not embedded:
         raise typer.Exit(3)
 
 
 @watermark_app.command("detect")
 def watermark_detect(
-    file: Annotated[Path, typer.Argument(help="Image to examine", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(help="Image, audio or video file to examine", exists=True, dir_okay=False)
+    ],
     service: Annotated[
         str | None, typer.Option(help="Service slug or id (default: try every service)")
     ] = None,
@@ -919,15 +932,16 @@ def watermark_detect(
     as_json: JsonOpt = False,
 ) -> None:
     """Look for a watermark; the p-value bounds the chance of a false detection (exit 1 when none)."""
-    from synthgate.labeling.watermark import detect_image_bytes
+    from synthgate.labeling.watermark import detect_any
+    from synthgate.media import MediaItem
 
-    data = file.read_bytes()
+    item = _run(lambda: MediaItem.from_bytes(file.read_bytes()))
     keys = _run(lambda: _watermark_keys(service))
     # Trying k keys multiplies the false-positive chance by k, so each key gets 1/k of the budget.
     per_key = max_p_value / max(1, len(keys))
     best: dict[str, Any] = {"detected": False, "payload": None, "p_value": 1.0, "service": None}
     for slug, key in keys:
-        found = _run(lambda key=key: detect_image_bytes(data, key, max_p_value=per_key))  # type: ignore[misc]
+        found = _run(lambda key=key: detect_any(item, key, max_p_value=per_key))  # type: ignore[misc]
         p_value = min(1.0, found.p_value * max(1, len(keys)))
         if found.detected or p_value < best["p_value"]:
             best = {**found.as_dict(), "p_value": p_value, "service": slug}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from skimage import data
 
@@ -78,3 +80,26 @@ def test_watermark_keys_differ_per_service(settings: Settings) -> None:
     assert keys.watermark_key("a") != keys.watermark_key("b")
     assert keys.watermark_key("a") == KeyStore(settings).watermark_key("a")
     assert len(keys.watermark_key("a")) == 32
+
+
+def test_lm5_cli_marks_and_reads_audio(settings: Settings, gateway: Gateway, tmp_path: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is missing: run `make system-deps`")
+    make_service(gateway, "voice")
+    source = tmp_path / "speech.wav"
+    text = "The gateway marks every audio output it delivers, and the mark names the generation. " * 2
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(source), text], check=True)
+    out = tmp_path / "marked.wav"
+    embedded = sg(settings, "watermark", "embed", str(source), "-o", str(out), "--payload",
+                  "00000000000004d2", "--service", "voice", "--json")  # fmt: skip
+    assert embedded.returncode == 0, embedded.stderr + embedded.stdout
+    assert json.loads(embedded.stdout) == {
+        "embedded": True,
+        "service": "voice",
+        "format": "wav",
+        "reason": None,
+    }
+    found = sg(settings, "watermark", "detect", str(out), "--json")
+    assert found.returncode == 0, found.stderr + found.stdout
+    assert json.loads(found.stdout)["payload"] == "00000000000004d2"
+    assert sg(settings, "watermark", "detect", str(source)).returncode == 1
