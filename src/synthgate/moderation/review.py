@@ -432,3 +432,37 @@ def deliver_callback(
         if error:
             log.warning("review.callback_failed", review_id=item.id, error=error)
         return item.callback_status
+
+
+def period_counts(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """The review queue's figures for [start, end) (read only; the transparency report).
+
+    ``held`` counts items put in the queue in the period; ``released`` / ``withheld`` and the decision
+    times count items decided in it; ``decided_within_sla`` compares each decision with its due time.
+    """
+    held = session.scalar(
+        select(func.count())
+        .select_from(ReviewItem)
+        .where(ReviewItem.created_at >= start, ReviewItem.created_at < end)
+    )
+    decided = session.scalars(
+        select(ReviewItem).where(
+            ReviewItem.decided_at.is_not(None), ReviewItem.decided_at >= start, ReviewItem.decided_at < end
+        )
+    ).all()
+    times = [(item, item.decided_at) for item in decided if item.decided_at is not None]
+    minutes = sorted((at - item.created_at).total_seconds() / 60 for item, at in times)
+    pending = session.scalar(
+        select(func.count())
+        .select_from(ReviewItem)
+        .where(ReviewItem.status == "pending", ReviewItem.created_at < end)
+    )
+    return {
+        "held": int(held or 0),
+        "released": sum(1 for item, _ in times if item.status == "released"),
+        "withheld": sum(1 for item, _ in times if item.status == "withheld"),
+        "decided_at_level_2": sum(1 for item, _ in times if item.level == 2),
+        "decided_within_sla": sum(1 for item, at in times if at <= item.due_at),
+        "median_decision_minutes": round(minutes[len(minutes) // 2], 1) if minutes else None,
+        "pending_at_end": int(pending or 0),
+    }

@@ -46,8 +46,8 @@ def mount_console(app: FastAPI) -> None:
         dashboard,
         generations,
         operators,
-        rules,
         review,
+        rules,
         services,
     )
 
