@@ -40,7 +40,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # Debian packages the tests use (no browser or tool downloads of their own): chromium for the
 # console's browser tests, ExifTool and ffmpeg as third-party label readers, a CJK font so
 # Chinese renders in browser screenshots.
-SYSTEM_PACKAGES := chromium libimage-exiftool-perl ffmpeg fonts-wqy-microhei espeak-ng
+SYSTEM_PACKAGES := chromium libimage-exiftool-perl ffmpeg fonts-wqy-microhei espeak-ng openssl
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

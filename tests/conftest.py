@@ -294,3 +294,26 @@ def upstream() -> Iterator[str]:
 
     with run_upstream_process() as base_url:
         yield base_url
+
+
+def _tool(name: str, package: str) -> str:
+    """A test that needs a command-line reader fails when it is missing; it never skips."""
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is missing: run `make system-deps` (Debian package {package})")
+    return found
+
+
+@pytest.fixture(scope="session")
+def exiftool() -> str:
+    return _tool("exiftool", "libimage-exiftool-perl")
+
+
+@pytest.fixture(scope="session")
+def ffprobe() -> str:
+    return _tool("ffprobe", "ffmpeg")
+
+
+@pytest.fixture(scope="session")
+def openssl() -> str:
+    return _tool("openssl", "openssl")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-import pytest
 from sqlalchemy import func, select, text, update
 
 from synthgate.audit import service as audit
@@ -95,8 +94,14 @@ def test_gai11_csl21_expired_generations_are_purged_by_month_held_ones_kept(
         assert _partition_exists(gateway, "generations_p2026_01")
 
 
-@pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL partitions (SQLite keeps plain tables)")
-def test_postgres_tables_are_partitioned_by_month_and_months_are_created_ahead(gateway: Gateway) -> None:
+def test_generations_are_partitioned_by_month_on_postgres_and_plain_on_sqlite(gateway: Gateway) -> None:
+    if IS_POSTGRES:
+        _postgres_tables_are_partitioned_by_month_and_months_are_created_ahead(gateway)
+    else:
+        _sqlite_keeps_plain_tables(gateway)
+
+
+def _postgres_tables_are_partitioned_by_month_and_months_are_created_ahead(gateway: Gateway) -> None:
     with gateway.db.engine.connect() as conn:
         assert set(partitions.partitioned_tables(conn)) >= {"generations", "generation_digests"}
         pk = conn.execute(
@@ -118,9 +123,7 @@ def test_postgres_tables_are_partitioned_by_month_and_months_are_created_ahead(g
     assert all(28 <= (m.end - m.start).days <= 31 and m.start.day == 1 for m in months)
 
 
-def test_sqlite_keeps_plain_tables(gateway: Gateway) -> None:
-    if IS_POSTGRES:
-        pytest.skip("SQLite only")
+def _sqlite_keeps_plain_tables(gateway: Gateway) -> None:
     with gateway.db.engine.connect() as conn:
         sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'generations'")).scalar()
         assert "PARTITION" not in str(sql).upper()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -71,9 +70,7 @@ def test_lm4_dsp17_full_label_image(labeler: LabelService, fmt: str) -> None:
     assert box is not None and box[3] - box[1] + 1 >= 0.05 * 300, "explicit label in the exported file (LM-4)"
 
 
-@pytest.mark.skipif(
-    shutil.which("exiftool") is None, reason="ExifTool (libimage-exiftool-perl) not installed"
-)
+@pytest.mark.usefixtures("exiftool")
 def test_gbe_exiftool_reads_the_label_after_c2pa(labeler: LabelService, tmp_path: Path) -> None:
     result = labeler.label(encode(grey("RGB", (200, 150)), "JPEG"), LabelRequest(producer=DEMO_PROVIDER_CODE))
     path = tmp_path / "out.jpg"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -102,7 +101,7 @@ def _exiftool(data: bytes, suffix: str, tmp_path: Path) -> dict[str, str]:
     return dict(json.loads(out.stdout)[0])
 
 
-@pytest.mark.skipif(shutil.which("exiftool") is None, reason="needs exiftool (make system-deps)")
+@pytest.mark.usefixtures("exiftool")
 @pytest.mark.parametrize("name", ["jpeg", "png", "webp-lossy", "webp-lossless", "tiff", "gif"])
 def test_gbe_exiftool_reads_tc260_aigc(name: str, label: AigcLabel, tmp_path: Path) -> None:
     labeled = write_label(SAMPLES[name](), label)
@@ -110,7 +109,7 @@ def test_gbe_exiftool_reads_tc260_aigc(name: str, label: AigcLabel, tmp_path: Pa
     assert json.loads(tags["XMP-TC260:Aigc"]) == label.to_dict()
 
 
-@pytest.mark.skipif(shutil.which("exiftool") is None, reason="needs exiftool (make system-deps)")
+@pytest.mark.usefixtures("exiftool")
 def test_gbe_jpeg_keeps_exif_icc_and_other_xmp(label: AigcLabel, tmp_path: Path) -> None:
     from PIL import Image, ImageCms
 
@@ -148,7 +147,7 @@ def _ffprobe_tags(data: bytes, suffix: str, tmp_path: Path) -> dict[str, str]:
     return dict(json.loads(out.stdout)["format"]["tags"])
 
 
-@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg (make system-deps)")
+@pytest.mark.usefixtures("ffprobe")
 @pytest.mark.parametrize(
     ("name", "suffix"),
     [("mp4", "mp4"), ("mp4-faststart", "mp4"), ("mov", "mov"), ("mkv", "mkv"), ("webm", "webm")],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -48,7 +47,7 @@ def test_gbe_sm2_binding_tells_bound_changed_forged(label: AigcLabel) -> None:
     assert check_binding(bound, labeled, {"sg1": ed, "sm2": KEY.public_key()}) == "bound"
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command (Debian openssl)")
+@pytest.mark.usefixtures("openssl")
 def test_gbe_sm2_signature_verifies_with_openssl(tmp_path: Path) -> None:
     """A reader nobody here wrote: OpenSSL's SM2 with SM3 and the default distinguishing id."""
     message = b"synthgate sm2 interop"
