@@ -169,3 +169,28 @@ def test_media_routes_have_their_own_body_limit(
             headers=chat.headers,
         )
         assert huge.status_code == 413
+
+
+def test_operation_names_follow_the_one_grammar_governance_declares(
+    client: TestClient, gateway: Gateway, sms: CapturingSmsSender, chat: ServiceWithKey
+) -> None:
+    from synthgate.governance import service as governance
+
+    ready_user(gateway, sms, chat.service)
+    with gateway.db.session() as session:
+        row = governance.get_service(session, chat.service.id)
+        # A function the service can declare (DSP-20) is an operation a request can name.
+        governance.declare_function(
+            session, row, operation="image.edit.inpaint", title="Inpaint", public_facing=False, actor="t"
+        )
+    ok = client.post(
+        "/v1/generations",
+        json={"user": "u1", "input": "x", "operation": "image.edit.inpaint"},
+        headers=chat.headers,
+    )
+    assert ok.status_code == 201, ok.text
+    for bad in ("Face.Swap", "face-swap", "face..swap", "x" * 65):
+        answer = client.post(
+            "/v1/generations", json={"user": "u1", "input": "x", "operation": bad}, headers=chat.headers
+        )
+        assert answer.status_code == 422, bad

@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-OPERATION_PATTERN = r"^[a-z][a-z0-9_-]{0,30}(\.[a-z][a-z0-9_-]{0,30})?$"
+from synthgate.governance.service import OPERATION_MAX_LENGTH, OPERATION_PATTERN
 
 
 class MediaIn(BaseModel):
@@ -37,7 +37,8 @@ class CheckRequest(BaseModel):
     )
     operation: str = Field(
         default="generate",
-        pattern=OPERATION_PATTERN,
+        pattern=rf"^{OPERATION_PATTERN}$",
+        max_length=OPERATION_MAX_LENGTH,
         description="What the request does: generate, or an edit such as face.swap or voice.clone "
         "(biometric edits need the edited person's consent, DSP-14)",
     )

@@ -862,7 +862,10 @@ def list_versions(session: Session, algorithm: Algorithm) -> list[AlgorithmVersi
     )
 
 
-_OPERATION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+OPERATION_PATTERN = r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*"
+"""One grammar for operation names everywhere: requests, declared functions, suspended features."""
+OPERATION_MAX_LENGTH = 64
+_OPERATION = re.compile(rf"^{OPERATION_PATTERN}$")
 
 
 def declare_function(
@@ -870,7 +873,7 @@ def declare_function(
 ) -> ServiceFunction:
     """A function the service offers; public-facing ones need a passed assessment to run (DSP-20)."""
     op = operation.strip()
-    if not _OPERATION.match(op) or len(op) > 64:
+    if not _OPERATION.match(op) or len(op) > OPERATION_MAX_LENGTH:
         raise InvalidInput("operation must look like generate or face.swap", field="operation")
     if session.scalar(
         select(ServiceFunction.id).where(
@@ -1249,7 +1252,7 @@ def list_materials(session: Session, algorithm: Algorithm) -> list[LabelingMater
 
 # --- emergency suspension ------------------------------------------------------------------------
 
-_FEATURE = re.compile(r"^(medium:(text|image|audio|video)|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*)$")
+_FEATURE = re.compile(rf"^(medium:(text|image|audio|video)|{OPERATION_PATTERN})$")
 
 
 def suspend(
@@ -1265,7 +1268,7 @@ def suspend(
 ) -> Suspension:
     """Stop a whole service, or one feature (an operation, or ``medium:image``), at once."""
     chosen = (feature or "").strip() or None
-    if chosen is not None and (not _FEATURE.match(chosen) or len(chosen) > 64):
+    if chosen is not None and (not _FEATURE.match(chosen) or len(chosen) > OPERATION_MAX_LENGTH):
         raise InvalidInput("feature must be an operation (face.swap) or medium:image", field="feature")
     if until is not None and until <= utcnow():
         raise InvalidInput("until must be in the future", field="until")
