@@ -156,12 +156,21 @@ def make_dev_chain(
 
     pem = serialization.Encoding.PEM
     paths = DevChain(root=directory / "root.pem", chain=directory / "chain.pem", key=directory / "signer.key")
-    paths.root.write_bytes(root.public_bytes(pem))
-    paths.chain.write_bytes(leaf.public_bytes(pem) + mid.public_bytes(pem))
     key_bytes = leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    paths.key.touch(mode=0o600)
-    paths.key.write_bytes(key_bytes)
+    # Each file appears whole (temporary name, then rename): parallel labeling workers read these
+    # files while another may be writing them, and half a PEM file does not load.
+    _write_atomically(paths.key, key_bytes, mode=0o600)
+    _write_atomically(paths.chain, leaf.public_bytes(pem) + mid.public_bytes(pem))
+    _write_atomically(paths.root, root.public_bytes(pem))
     return paths
+
+
+def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(temporary, path)
 
 
 # --- signing ---------------------------------------------------------------------------------------
