@@ -103,7 +103,8 @@ def test_generations_are_partitioned_by_month_on_postgres_and_plain_on_sqlite(ga
 
 def _postgres_tables_are_partitioned_by_month_and_months_are_created_ahead(gateway: Gateway) -> None:
     with gateway.db.engine.connect() as conn:
-        assert set(partitions.partitioned_tables(conn)) >= {"generations", "generation_digests"}
+        expected = {"generations", "generation_digests", "audit_events"}
+        assert set(partitions.partitioned_tables(conn)) >= expected
         pk = conn.execute(
             text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'pk_generations'")
         ).scalar()

@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from synthgate.db import Base, utcnow
+from synthgate.provenance import partitions as _partitions  # noqa: F401 - registers the DDL hooks
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -19,9 +20,16 @@ class AuditEvent(Base):
 
     Events are written in the same transaction as the change they describe; the sequencer later
     gives them contiguous leaf indexes, so a rolled-back transaction never leaves a gap in the tree.
+
+    On PostgreSQL the table is partitioned by month (``created_at``): once retention has emptied a
+    month's payloads, :func:`synthgate.audit.service.purge` keeps the month's leaf hashes in
+    :class:`AuditArchivedLeaf`, moves the events that must stay (the log's own events, legal holds)
+    aside and drops the month. The primary key and the ``leaf_index`` unique constraint then carry
+    ``created_at`` too (a partitioned table demands it); the sequencer alone hands out indexes.
     """
 
     __tablename__ = "audit_events"
+    __table_args__ = {"postgresql_partition_by": "RANGE (created_at)"}
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -36,6 +44,24 @@ class AuditEvent(Base):
     leaf_hash: Mapped[str | None] = mapped_column(String(64))
     purged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     """Set when retention dropped the payload: the leaf hash stays, so the tree still verifies."""
+
+
+class AuditArchivedLeaf(Base):
+    """The skeleton of an event whose payload retention removed and whose row was then dropped with
+    its month (PostgreSQL) or deleted (SQLite): the leaf hash is all the tree needs.
+
+    Verification reads these in leaf order together with ``audit_events`` and accepts one only
+    inside a range that an integrated ``audit.purged`` event announced, as for a purged row.
+    """
+
+    __tablename__ = "audit_archived_leaves"
+
+    leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime]
+    archived_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class AuditTree(Base):

@@ -17,16 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Table, Text, cast, func, insert, select, text, type_coerce, update
+from sqlalchemy import Table, Text, bindparam, cast, func, insert, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from synthgate.audit.checkpoint import Checkpoint, CheckpointError, NoteSigner, NoteVerifier
 from synthgate.audit.merkle import CompactRange, leaf_hash, root_from_leaf_hashes
-from synthgate.audit.models import AuditCheckpoint, AuditEvent, AuditSubjectKey, AuditTree, LegalHold
+from synthgate.audit.models import (
+    AuditArchivedLeaf,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditSubjectKey,
+    AuditTree,
+    LegalHold,
+)
 from synthgate.audit.proofs import TreeLevels
 from synthgate.db import utcnow
 from synthgate.errors import InvalidInput, NotFound
+from synthgate.provenance import partitions
 
 if TYPE_CHECKING:
     from synthgate.keys import KeyStore
@@ -309,6 +317,9 @@ class _Plan:
     base_size: int
     ids: list[int]
     hexes: list[str]
+    created_range: tuple[dt.datetime, dt.datetime]
+    """Oldest and newest ``created_at`` of the batch: bounds the UPDATE to the months that hold it,
+    so PostgreSQL prunes the other partitions instead of probing each one's index per row."""
     size: int
     frontier: list[str]
     root: str
@@ -365,6 +376,7 @@ def _plan(session: Session, batch: int) -> _Plan | None:
         base_size=base,
         ids=[row[0] for row in pending],
         hexes=[d.hex() for d in digests],
+        created_range=(min(row[1] for row in pending), max(row[1] for row in pending)),
         size=frontier.size,
         frontier=[h.hex() for h in frontier.state()],
         root=frontier.root().hex(),
@@ -390,9 +402,16 @@ def _apply(session: Session, plan: _Plan) -> bool:
             text(
                 "UPDATE audit_events AS e SET leaf_index = v.leaf_index, leaf_hash = v.leaf_hash "
                 "FROM unnest(CAST(:ids AS bigint[]), CAST(:idx AS bigint[]), CAST(:hashes AS text[])) "
-                "AS v(id, leaf_index, leaf_hash) WHERE e.id = v.id AND e.leaf_index IS NULL"
+                "AS v(id, leaf_index, leaf_hash) WHERE e.id = v.id AND e.leaf_index IS NULL "
+                "AND e.created_at BETWEEN :lo AND :hi"
             ),
-            {"ids": plan.ids, "idx": list(range(first, first + len(plan.ids))), "hashes": plan.hexes},
+            {
+                "ids": plan.ids,
+                "idx": list(range(first, first + len(plan.ids))),
+                "hashes": plan.hexes,
+                "lo": plan.created_range[0],
+                "hi": plan.created_range[1],
+            },
         )
     else:
         written = conn.exec_driver_sql(
@@ -527,6 +546,36 @@ def _parse_time(value: Any) -> dt.datetime:
 
 
 def _stored_rows(session: Session, start: int = 0, end: int | None = None) -> Iterator[_Row]:
+    """Every stored leaf in index order: the integrated events, with the archived leaves of dropped
+    months merged in (as purged rows: a hash and no payload)."""
+    archived = iter(_archived_rows(session, start, end))
+    pending_archived = next(archived, None)
+    for row in _event_rows(session, start, end):
+        if isinstance(row.leaf_index, int):
+            while pending_archived is not None and pending_archived.leaf_index <= row.leaf_index:
+                yield pending_archived
+                pending_archived = next(archived, None)
+        yield row
+    while pending_archived is not None:
+        yield pending_archived
+        pending_archived = next(archived, None)
+
+
+def _archived_rows(session: Session, start: int, end: int | None) -> Iterator[_Row]:
+    t = AuditArchivedLeaf
+    stmt = (
+        select(t.leaf_index, t.leaf_hash, t.event_type)
+        .where(t.leaf_index >= start)
+        .order_by(t.leaf_index)
+        .execution_options(yield_per=20000)
+    )
+    if end is not None:
+        stmt = stmt.where(t.leaf_index < end)
+    for index, digest, event_type in session.connection().execute(stmt):
+        yield _Row(index, digest, None, None, True, event_type, None)
+
+
+def _event_rows(session: Session, start: int = 0, end: int | None = None) -> Iterator[_Row]:
     """Integrated events as stored, read column by column so a corrupted value is reported, not raised.
 
     The time and JSON columns are read without SQLAlchemy's result processing (a byte flipped in
@@ -642,6 +691,8 @@ def verify(
     announced: list[tuple[int, int]] = []
     expected_index = 0
     checked = 0
+    duplicates: list[int] = []
+    holes = 0
     located: list[int] = []
     """Leaves named exactly; a checkpoint mismatch in their interval is blamed on them."""
 
@@ -655,8 +706,9 @@ def verify(
             continue
         if row.leaf_index != expected_index:
             if row.leaf_index < expected_index:
-                leaf_bad(row.leaf_index, f"leaf {row.leaf_index} is stored twice")
+                duplicates.append(row.leaf_index)
                 continue
+            holes += 1
             leaf_bad(
                 expected_index, f"leaf {expected_index} is missing (next stored leaf is {row.leaf_index})"
             )
@@ -688,6 +740,15 @@ def verify(
             elif recomputed_hash != stored_hash:
                 leaf_bad(index, f"leaf {index}: event content does not match its leaf hash")
         expected_index += 1
+    if len(stored) == size - 1 and not holes and duplicates:
+        holes += 1  # the last leaf's index was rewritten to an earlier one
+    for index in duplicates:
+        # With a hole as well, a row's index was rewritten: the hole names the edited leaf (the
+        # order of the two rows claiming one index says nothing). Without one, a row was copied.
+        if holes:
+            problems.messages.append(f"leaf {index} is stored twice (another leaf's index was rewritten)")
+        else:
+            leaf_bad(index, f"leaf {index} is stored twice")
     if len(stored) != size:
         bad(min(len(stored), size), f"tree size is {size} but {len(stored)} leaves are stored")
     for index in purged_rows:
@@ -775,13 +836,14 @@ def checkpoint_sizes(session: Session) -> list[int]:
 def tree_levels(session: Session, size: int) -> TreeLevels:
     """The stored leaf hashes up to ``size``. They are not trusted: every proof built from them is
     checked by the client against a signed checkpoint, so a corrupted hash only yields a failing proof."""
-    hashes = session.scalars(
-        select(AuditEvent.leaf_hash)
-        .where(AuditEvent.leaf_index.is_not(None), AuditEvent.leaf_index < size)
-        .order_by(AuditEvent.leaf_index)
-        .execution_options(yield_per=20000)
+    events = select(AuditEvent.leaf_index, AuditEvent.leaf_hash).where(
+        AuditEvent.leaf_index.is_not(None), AuditEvent.leaf_index < size
     )
-    raw = b"".join(bytes.fromhex(h or "") for h in hashes)
+    archived = select(AuditArchivedLeaf.leaf_index, AuditArchivedLeaf.leaf_hash).where(
+        AuditArchivedLeaf.leaf_index < size
+    )
+    rows = session.execute(events.union_all(archived).order_by(text("1")).execution_options(yield_per=20000))
+    raw = b"".join(bytes.fromhex(h or "") for _, h in rows)
     levels = TreeLevels(raw)
     if levels.size != size:
         raise NotFound(f"only {levels.size} of the {size} leaves are stored")
@@ -791,7 +853,20 @@ def tree_levels(session: Session, size: int) -> TreeLevels:
 def entry_for(session: Session, index: int) -> tuple[AuditEvent, dict[str, Any] | None]:
     event = session.scalar(select(AuditEvent).where(AuditEvent.leaf_index == index))
     if event is None:
-        raise NotFound(f"no integrated event at leaf index {index}")
+        archived = session.get(AuditArchivedLeaf, index)
+        if archived is None:
+            raise NotFound(f"no integrated event at leaf index {index}")
+        # A transient stand-in, never added to the session: the leaf's hash, no payload.
+        event = AuditEvent(
+            id=archived.event_id,
+            created_at=archived.created_at,
+            event_type=archived.event_type,
+            actor="",
+            data={},
+            leaf_index=index,
+            leaf_hash=archived.leaf_hash,
+            purged_at=archived.archived_at,
+        )
     if event.purged_at is not None:
         return event, None
     return event, json.loads(canonical_event_bytes(event))
@@ -925,6 +1000,8 @@ class PurgeResult:
     events: int
     generations: int
     ranges: list[list[int]]
+    archived: int = 0
+    """Purged leaves whose rows were dropped (their hashes kept in ``audit_archived_leaves``)."""
 
 
 def purge(
@@ -983,6 +1060,7 @@ def purge(
         generations = provenance.purge_generations(
             session, before=now - dt.timedelta(days=generation_days), keep_accounts=held
         )
+    archived = _archive_purged(session, policy, now)
     purged_indexes.sort()
     ranges: list[list[int]] = []
     for i in purged_indexes:
@@ -998,4 +1076,50 @@ def purge(
             subject_type="audit_log",
             data={"ranges": ranges, "events": len(purged_indexes), "generations": generations},
         )
-    return PurgeResult(events=len(purged_indexes), generations=generations, ranges=ranges)
+    return PurgeResult(events=len(purged_indexes), generations=generations, ranges=ranges, archived=archived)
+
+
+_ARCHIVE_COLUMNS = "leaf_index, leaf_hash, event_id, event_type, created_at, archived_at"
+_ARCHIVE_SELECT = "leaf_index, leaf_hash, id, event_type, created_at, :now"
+
+
+def _archive_purged(session: Session, policy: RetentionPolicy, now: dt.datetime) -> int:
+    """Free the storage of purged events, keeping their leaf hashes in ``audit_archived_leaves``.
+
+    PostgreSQL: a month is dropped whole once every event type's retention has passed for all of
+    it (so each of its events is either purged or must stay: the log's own events and legal
+    holds). The month is detached, its purged rows' skeletons copied to the archive, the rows
+    that stay re-inserted (they land in the DEFAULT partition), and the detached table dropped —
+    no row-by-row delete, no dead tuples. Purged rows in the DEFAULT partition, and every purged
+    row on SQLite, are archived and deleted row by row. Returns how many leaves were archived.
+    """
+    conn = session.connection()
+    # Bound with the column's own type, so SQLite stores the time in the spelling it reads back.
+    now_param = bindparam("now", now, type_=AuditArchivedLeaf.__table__.c.archived_at.type)
+    archived = 0
+    if conn.dialect.name == "postgresql":
+        longest = max([policy.default_days, *(d for name, d in policy.days.items() if name != "generations")])
+        cutoff = now - dt.timedelta(days=longest)
+        for month in partitions.month_partitions(conn, "audit_events"):
+            if month.end > cutoff:
+                continue
+            detached = partitions.detach_partition(conn, month)
+            archived += conn.execute(
+                text(
+                    f"INSERT INTO audit_archived_leaves ({_ARCHIVE_COLUMNS}) SELECT {_ARCHIVE_SELECT} "
+                    f"FROM {detached} WHERE purged_at IS NOT NULL"
+                ).bindparams(now_param)
+            ).rowcount
+            conn.execute(text(f"INSERT INTO audit_events SELECT * FROM {detached} WHERE purged_at IS NULL"))
+            conn.execute(text(f"DROP TABLE {detached}"))
+        source = f'"{partitions.SCHEMA}"."audit_events_default"'
+    else:
+        source = "audit_events"
+    archived += conn.execute(
+        text(
+            f"INSERT INTO audit_archived_leaves ({_ARCHIVE_COLUMNS}) SELECT {_ARCHIVE_SELECT} "
+            f"FROM {source} WHERE purged_at IS NOT NULL"
+        ).bindparams(now_param)
+    ).rowcount
+    conn.execute(text(f"DELETE FROM {source} WHERE purged_at IS NOT NULL"))
+    return archived

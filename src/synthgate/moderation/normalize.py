@@ -155,6 +155,8 @@ class Normalized:
     """``text`` as code points."""
     counts: npt.NDArray[np.int64]
     """How many times each character of ``text`` was repeated in its run."""
+    original: npt.NDArray[np.uint32]
+    """The original text as code points."""
 
 
 @lru_cache(maxsize=1)
@@ -174,7 +176,7 @@ def normalize(text: str) -> Normalized:
     chars = folded[kept]
     if chars.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Normalized("", empty, empty, folded, chars, empty)
+        return Normalized("", empty, empty, folded, chars, empty, cps)
     # A run of one repeated character (skip characters between them ignored) counts once.
     changes = (chars[1:] != chars[:-1]).nonzero()[0]
     if changes.size == chars.size - 1:  # no repeats: every kept character is its own run
@@ -185,6 +187,7 @@ def normalize(text: str) -> Normalized:
             folded,
             chars,
             np.ones(chars.size, dtype=np.int64),
+            cps,
         )
     first = np.empty(changes.size + 1, dtype=np.int64)
     first[0] = 0
@@ -200,6 +203,7 @@ def normalize(text: str) -> Normalized:
         folded,
         compact,
         last - first + 1,
+        cps,
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import PrimaryKeyConstraint, Table, event, text
+from sqlalchemy import PrimaryKeyConstraint, Table, UniqueConstraint, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
@@ -54,6 +54,19 @@ def _primary_key(constraint: PrimaryKeyConstraint, compiler: DDLCompiler, **kw: 
     columns = ", ".join(compiler.preparer.quote(c.name) for c in constraint.columns)
     prefix = f"CONSTRAINT {compiler.preparer.format_constraint(constraint)} " if name else ""
     return f"{prefix}PRIMARY KEY ({columns}, {compiler.preparer.quote(key)})"
+
+
+@compiles(UniqueConstraint, "postgresql")
+def _unique(constraint: UniqueConstraint, compiler: DDLCompiler, **kw: Any) -> str:
+    """A unique constraint on a partitioned table must contain the partition key as well."""
+    table = constraint.table
+    key = partition_key(table) if isinstance(table, Table) else None
+    if key is None or key in constraint.columns or not len(constraint.columns):
+        return compiler.visit_unique_constraint(constraint, **kw)
+    name = constraint.name
+    columns = ", ".join(compiler.preparer.quote(c.name) for c in constraint.columns)
+    prefix = f"CONSTRAINT {compiler.preparer.format_constraint(constraint)} " if name else ""
+    return f"{prefix}UNIQUE ({columns}, {compiler.preparer.quote(key)})"
 
 
 def _month(day: dt.date) -> dt.date:
@@ -162,6 +175,13 @@ def month_partitions(conn: Connection, table: str) -> list[Partition]:
             )
         )
     return sorted(found, key=lambda p: p.start)
+
+
+def detach_partition(conn: Connection, partition: Partition) -> str:
+    """Detach one month (its rows stay in a plain table, returned by qualified name); rows of that
+    month inserted afterwards land in the DEFAULT partition."""
+    conn.execute(text(f'ALTER TABLE "{partition.table}" DETACH PARTITION "{SCHEMA}"."{partition.name}"'))
+    return f'"{SCHEMA}"."{partition.name}"'
 
 
 def drop_partition(conn: Connection, partition: Partition) -> int:

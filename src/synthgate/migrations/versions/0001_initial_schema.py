@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 02:57:57.858201
+Create Date: 2026-11-25 04:50:54.893828
 """
 
 from __future__ import annotations
@@ -44,6 +44,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("filing_number", name=op.f("uq_algorithms_filing_number")),
     )
     op.create_table(
+        "audit_archived_leaves",
+        sa.Column("leaf_index", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("leaf_hash", sa.String(length=64), nullable=False),
+        sa.Column("event_id", sa.BigInteger(), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column("created_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("archived_at", synthgate.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("leaf_index", name=op.f("pk_audit_archived_leaves")),
+    )
+    op.create_table(
         "audit_checkpoints",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -74,6 +84,7 @@ def upgrade() -> None:
         sa.Column("purged_at", synthgate.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
         sa.UniqueConstraint("leaf_index", name=op.f("uq_audit_events_leaf_index")),
+        postgresql_partition_by="RANGE (created_at)",
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_events_event_type"), ["event_type"], unique=False)
@@ -1236,5 +1247,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_checkpoints_size"))
 
     op.drop_table("audit_checkpoints")
+    op.drop_table("audit_archived_leaves")
     op.drop_table("algorithms")
     # ### end Alembic commands ###
