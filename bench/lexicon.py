@@ -330,17 +330,31 @@ def main() -> None:
         "ahocorasick-rs": lambda p: rsac.find_matches_as_indexes(p, overlapping=True),
         "dict-trie": lambda p: dict_trie_scan(trie, p),
     }
+    # Two ways to time a prompt. "Own pass": each matcher screens all prompts in turn, each prompt
+    # once — a screening worker's steady state, where its own automaton stays in the caches between
+    # prompts as far as it fits. "Interleaved": every matcher runs on a prompt before the next
+    # prompt, so each finds its automaton evicted by the three others' (tens of MB each): the cold
+    # case, harsher than a gateway's own request handling between two screenings.
     samples: dict[str, list[float]] = {name: [] for name in prompt_fns}
+    for name, fn in prompt_fns.items():
+        for p in prompts:
+            started = time.perf_counter_ns()
+            fn(p)
+            samples[name].append((time.perf_counter_ns() - started) / 1000)
+    cold: dict[str, list[float]] = {name: [] for name in prompt_fns}
     for p in prompts:
         for name, fn in prompt_fns.items():
             started = time.perf_counter_ns()
             fn(p)
-            samples[name].append((time.perf_counter_ns() - started) / 1000)
-    prompt_times = {}
-    for name, values in samples.items():
+            cold[name].append((time.perf_counter_ns() - started) / 1000)
+
+    def _percentiles(values: list[float]) -> tuple[float, float]:
         values.sort()
         # Median, not mean: on a shared machine a few preempted calls would dominate the mean.
-        prompt_times[name] = (statistics.median(values), values[int(len(values) * 0.99)])
+        return statistics.median(values), values[int(len(values) * 0.99)]
+
+    prompt_times = {name: _percentiles(values) for name, values in samples.items()}
+    cold_times = {name: _percentiles(values) for name, values in cold.items()}
 
     # False positives: prompts without any raw term occurrence where the normalised matcher fires.
     clean = [
@@ -367,23 +381,26 @@ def main() -> None:
         f"on {os.cpu_count()} CPUs (absolute times scale with it, the ratios much less).",
         "",
         "| matcher | normalisation | build (s) | throughput (MB/s) | ours ÷ peer (throughput) "
-        "| µs / 300-char prompt (median / p99) | hits |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| µs / 300-char prompt, own pass (median / p99) | µs / prompt, interleaved (median / p99) | hits |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in ("synthgate", "pyahocorasick", "ahocorasick-rs", "dict-trie"):
         ratio = mbps["synthgate"] / mbps[name]
         mean, p99 = prompt_times[name]
+        cold_median, cold_p99 = cold_times[name]
         on = f" (on {trie_bytes / 1e6:.0f} MB)" if name == "dict-trie" else ""
         found = f"{hits[name]:,}" if name in hits else "–"
         lines.append(
             f"| {name} | {'all families' if name == 'synthgate' else 'none'} | {builds[name]:.1f} | "
-            f"{mbps[name]:.1f}{on} | {ratio:.2f} | {mean:.1f} / {p99:.1f} | {found} |"
+            f"{mbps[name]:.1f}{on} | {ratio:.2f} | {mean:.1f} / {p99:.1f} | "
+            f"{cold_median:.1f} / {cold_p99:.1f} | {found} |"
         )
     lines += [
         "",
         f"Targets: ≥ 20 MB/s with normalisation → **{mbps['synthgate']:.1f} MB/s**; ≤ 50 µs per "
-        f"300-character prompt → **{prompt_times['synthgate'][0]:.1f} µs** median "
-        f"({prompt_times['synthgate'][1]:.1f} µs p99).",
+        f"300-character prompt → **{prompt_times['synthgate'][0]:.1f} µs** median in its own pass "
+        f"({prompt_times['synthgate'][1]:.1f} µs p99); interleaved with the peers "
+        f"{cold_times['synthgate'][0]:.1f} µs (raw ahocorasick-rs {cold_times['ahocorasick-rs'][0]:.1f} µs).",
         "",
         "| evasion family | recall | found / generated |",
         "|---|---:|---:|",
