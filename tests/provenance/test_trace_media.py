@@ -4,6 +4,7 @@ the metadata label, the invisible watermark, the perceptual hash (PDQ) — DSP-1
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from synthgate.media import MediaItem
 from synthgate.provenance import digests
 from synthgate.provenance import service as provenance
 from synthgate.provenance.models import GenerationDigest
+from tests.audit.test_tamper import _cli
 from tests.conftest import ServiceWithKey, ready_user
 
 
@@ -299,3 +301,25 @@ def test_dsp16_record_names_the_filed_algorithm_and_model_version(
         ("m-large", algorithm_id, "2.1"),
         ("m-unlisted", algorithm_id, None),
     ]
+
+
+def test_dsp18_dsp21_pipeline_watermark_traces_a_stripped_reencoded_resized_image_from_the_cli(
+    gateway: Gateway, sms: CapturingSmsSender, chat: ServiceWithKey, tmp_path: Path
+) -> None:
+    """Issue 4's done-when: the pipeline's own watermark (not a stand-in) ties a re-upload to its
+    generation after metadata stripping, a resize and a JPEG re-encode, through ``synthgate trace``."""
+    produce_id, delivered = _deliver_image(gateway, sms, chat)
+    with gateway.db.session() as session:
+        [media_labels] = provenance.get_generation(session, produce_id).labels["media"]
+    assert media_labels["watermark"]["embedded"] is True, media_labels
+    found = tmp_path / "reupload.jpg"
+    found.write_bytes(_stripped_and_recompressed(delivered, scale=0.75, quality=75))
+    env = {"SYNTHGATE_DATA_DIR": str(gateway.settings.data_dir)}
+    if gateway.settings.database_url:
+        env["SYNTHGATE_DATABASE_URL"] = gateway.settings.database_url
+    result = _cli(["trace", str(found), "--json"], **env)
+    assert result.returncode == 0, result.stderr
+    matches = {m["generation"]["produce_id"]: m for m in json.loads(result.stdout)["matches"]}
+    assert produce_id in matches
+    evidence = {e["matcher"]: e for e in matches[produce_id]["evidence"]}
+    assert "watermark" in evidence and not evidence.keys() & {"sha256", "metadata_label", "c2pa"}
