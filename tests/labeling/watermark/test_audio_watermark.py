@@ -83,6 +83,7 @@ def test_lm5_audio_quality_snr_and_pesq(clips: tuple[Audio, Audio]) -> None:
         ("high-pass 500 Hz", ("-af", "highpass=f=500")),
         ("low-pass 4 kHz", ("-af", "lowpass=f=4000")),
         ("volume x0.5", ("-af", "volume=0.5")),
+        ("volume x1.5, clipped to 16 bit", ("-af", "volume=1.5")),
     ],
 )
 def test_dsp18_audio_survives(
@@ -98,8 +99,9 @@ def test_lm5_audio_without_the_key_nothing_is_read(clips: tuple[Audio, Audio]) -
     clean, marked = clips
     assert not AudioCodec(bytes(range(1, 33))).detect(marked).detected
     scores = [AudioCodec(bytes([k, 9]) * 16).detect(window(clean, 1.0)).score for k in range(12)]
-    # z ≈ 7 is what p = 1e-6 needs over the searched offsets; unmarked speech stays far below.
-    assert max(scores) < 5.0
+    # z ≈ 7.1 is what p = 1e-6 needs over the searched offsets (sub-Gaussian scale, where the null
+    # maximum over ~41 000 searched alignments sits near 4.6); unmarked speech stays below it.
+    assert max(scores) < 6.0
 
 
 def test_lm5_silent_and_short_audio_are_not_embeddable() -> None:
