@@ -99,8 +99,11 @@ def test_lm5_unreadable_audio_is_a_clear_error() -> None:
         embed_for_output(item, PAYLOAD, KEY)
 
 
-def test_dsp18_video_survives_h264_crf28_and_half_size_from_any_three_seconds(tmp_path: Path) -> None:
-    item = MediaItem.from_bytes(video(960, 544))
+@pytest.mark.parametrize("size", [(960, 544), (512, 384)])  # 512 × 384 becomes 256 × 192
+def test_dsp18_video_survives_h264_crf28_and_half_size_from_any_three_seconds(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    item = MediaItem.from_bytes(video(*size))
     marked, record = embed_for_output(item, PAYLOAD, KEY)
     assert record.embedded and marked.container == "mp4"
     src, dst = tmp_path / "marked.mp4", tmp_path / "shared.mp4"

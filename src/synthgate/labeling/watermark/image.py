@@ -3,10 +3,17 @@
 Design
 ======
 
-*Working grid.* Both embedder and detector resample the luminance to a fixed ``GRID × GRID``
-working grid (per axis, whatever the image size). Any uniform or non-uniform resize of the whole
+*Working grid.* Both embedder and detector resample the luminance to a fixed square working grid
+(per axis, whatever the image size). Any uniform or non-uniform resize of the whole
 image therefore leaves the mark exactly where it was in working coordinates; only cropping (and
-rotation) still moves it, and that is what the synchronisation below recovers.
+rotation) still moves it, and that is what the synchronisation below recovers. There are two
+working grids (``GRIDS``): the fine one (``GRID`` = 256) and a coarse one (``COARSE_GRID`` = 128)
+whose chips are twice as large in the image, so they survive JPEG 50 after a 0.5× downscale where
+the fine chips (2 px after halving a 512 px image) do not. The coarse mark competes with far more
+low-frequency content (photos, text), so the embedder uses it only when the detector, run on the
+marked working grid, finds it with a wide margin (sync z ≥ ``COARSE_MIN_Z``: posters, flat
+graphics, most screenshots ≥ 1024 px); everything else gets the fine grid. Video keeps the grid of
+its first frame for every frame (``grid=``). The detector searches both grids.
 
 *Tiled keyed pattern.* The working grid is covered by a periodic tile of ``TILE × TILE`` working
 pixels made of ``CHIPS × CHIPS`` chips (2 × 2 working pixels each) of value ±1. A secret key
@@ -28,27 +35,32 @@ flat areas fill up to their cap first. Near white a smooth tone offset, paid fro
 makes room for both signs of the pattern; near black there is no offset (SSIM punishes shifting a
 dark mean), the cap keeps the pattern small there instead.
 
-*Detection.* The detector resamples to the working grid and whitens it (residual after a 3 × 3
-mean, divided by its local spread and clipped, so textures and text edges weigh less). The nominal
-lattice (no crop) is tried first with a reshape fold; when that does not settle it, tile-lattice
-candidates come from the partly whitened autocorrelation (sharp peaks near (TILE, 0) and (0, TILE),
-moved by crop and tilted by rotation) and from a comb search per axis over the marginal power
-spectrum (sums only the harmonics of each candidate period: crops rescale each axis on its own),
-and undecided results get a small refinement grid around the best lattice. Each lattice folds the
+*Detection.* The detector resamples to each working grid and whitens it (residual after a 3 × 3
+mean, divided by its local spread and clipped, then damped where the spread is far above the
+mark's, ``BUSY_SPREAD``: text strokes, edges and texture are content noise there). The nominal
+lattice (no crop) of both grids is tried first with a reshape fold; when that does not settle it,
+tile-lattice candidates come from the partly whitened autocorrelation (sharp peaks near (TILE, 0)
+and (0, TILE), moved by crop and tilted by rotation) and from a comb search per axis over the
+marginal power spectrum (sums only the harmonics of each candidate period: crops rescale each axis
+on its own), and undecided results get a small refinement grid around the best lattice. Each lattice folds the
 whole residual into one tile (bilinear splatting) and the keyed sync sequence is cross-correlated
 with it at all ``TILE²`` cyclic offsets with FFTs. The payload is read at the best offset: soft
 values per coded bit, BCH (t = 8) with Chase-II soft decoding, a consistency check against the
-shortened code's miscorrections.
+shortened code's miscorrections. The search stops at the first lattice whose sync alone passes
+the threshold and whose payload decodes (the grid whose nominal lattice scored higher is searched
+first).
 
 *Limits* (measured in ``bench/watermark_robustness.py``, docs/performance.md): at PSNR ≥ 42 dB dense
 fine texture (grass, gravel) leaves z ≈ 4 even untouched; brightening +30 % saturates white
-backgrounds at 255 and the mark with them (screenshots); small images (≤ 512 px) put the chips at
-≤ 4 px, so JPEG 50 after a 0.5× resize usually leaves the payload unreadable.
+backgrounds at 255 and the mark with them (screenshots ≥ 1024 px); photos and text pages ≤ 512 px
+stay on the fine grid (chips ≤ 4 px), so JPEG 50 after a 0.5× resize often leaves their payload
+unreadable.
 
 *Calibrated false positives.* For content without the mark, and key signs s independent of it,
 ``z = Σ s·x / ‖x‖`` obeys Hoeffding's bound P(z ≥ t) ≤ exp(−t²/2) for every image x. A union bound
-over the ``TILE²`` offsets and ``MAX_LATTICES`` lattices gives the reported p-value; ``detected``
-means p ≤ ``max_p_value`` (1e-6 by default). When the sync alone falls short, a payload that BCH
+over the ``TILE²`` offsets and ``MAX_LATTICES`` lattices of each of the two grids gives the
+reported p-value (stopping early only ever tries fewer); ``detected`` means p ≤ ``max_p_value``
+(1e-6 by default). When the sync alone falls short, a payload that BCH
 accepts also counts: without the mark the coded bits are uniform and independent of the sync score
 (disjoint chips, independent key streams), so the bound is multiplied by the decoder's false-accept
 probability (``ecc.false_decode_probability``, ≈ 2e-5). ``bench/watermark_robustness.py`` checks it
@@ -79,9 +91,12 @@ from synthgate.labeling.watermark.base import (
 )
 
 GRID = 256  # working grid, pixels per axis
+COARSE_GRID = 128  # the coarse working grid (chips twice as large) for flat graphics
+GRIDS = (GRID, COARSE_GRID)  # the detector searches both
+COARSE_MIN_Z = 11.5  # sync z (untouched) the coarse grid must reach on an image, else the fine grid
 CHIP = 2  # working pixels per chip side
 CHIPS = 32  # chips per tile side
-TILE = CHIP * CHIPS  # tile side in working pixels (4 × 4 tiles on the grid)
+TILE = CHIP * CHIPS  # tile side in working pixels (4 × 4 tiles on the grid; a power of two)
 SYNC_CHIPS = 192
 BCH_T = 8
 MIN_SIDE = 128  # smaller images cannot carry the payload reliably
@@ -99,6 +114,7 @@ REFINE_MIN_Z = 4.5  # undecided detections get a local lattice refinement
 PEAK_SHARPEN = 7  # lags: the autocorrelation minus its local mean before peak picking
 CHIP_SMOOTH = 0.6  # working pixels
 RESIDUAL_SIZE = 3  # local mean the residual is taken against
+BUSY_SPREAD = 2.0  # grey levels: residual samples with a larger local spread are damped
 HEADROOM = 0.7  # room the offset makes near black/white, in units of the local mark amplitude
 
 
@@ -194,20 +210,23 @@ def _join(planes: _Planes, delta: np.ndarray) -> Image.Image:
     return Image.fromarray(out, mode=planes.mode)
 
 
-def _grid(image: Image.Image) -> np.ndarray:
-    """An 8-bit or float Pillow image resampled to the working grid, as float32."""
-    return np.array(image.resize((GRID, GRID), Image.Resampling.BILINEAR), dtype=np.float32)
+def _grid(image: Image.Image, size: int = GRID) -> np.ndarray:
+    """An 8-bit or float Pillow image resampled to a ``size × size`` working grid, as float32."""
+    return np.array(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def _residual(grid: np.ndarray) -> np.ndarray:
     """Whitened working grid: the detail a 3 × 3 mean does not predict, divided by its local spread.
 
     Dividing by the local spread weights each sample by how much the content hides the mark there
-    (textured areas and text edges count less), and the clip bounds any single outlier.
+    (textured areas and text edges count less), and the clip bounds any single outlier. Where the
+    spread is far above the mark's own (``BUSY_SPREAD``: text, edges, texture) the sample is mostly
+    content noise, so it is damped further, towards the 1/spread² weight of an optimal combiner.
     """
     res = grid - ndimage.uniform_filter(grid, size=RESIDUAL_SIZE, mode="reflect")
     spread = np.sqrt(np.maximum(ndimage.uniform_filter(res * res, size=5, mode="reflect"), 0.0))
-    return np.clip(res / (spread + 0.25), -2.5, 2.5).astype(np.float32)
+    white = np.clip(res / (spread + 0.25), -2.5, 2.5)
+    return (white * (BUSY_SPREAD / (spread + BUSY_SPREAD))).astype(np.float32)
 
 
 def _ssim_cap(grid: np.ndarray, dark: np.ndarray) -> np.ndarray:
@@ -245,18 +264,14 @@ def _water_fill(cap: np.ndarray, weight: np.ndarray, budget: float) -> np.ndarra
     return np.minimum(cap, lo)
 
 
-def _spread(chips: np.ndarray) -> np.ndarray:
-    """Chip values to the whole working grid (each chip CHIP × CHIP pixels, tiles repeated)."""
+def _spread(chips: np.ndarray, size: int) -> np.ndarray:
+    """Chip values to a whole working grid (each chip CHIP × CHIP pixels, tiles repeated)."""
     tile = np.kron(chips, np.ones((CHIP, CHIP), np.float32))
-    reps = -(-GRID // TILE)
-    return np.tile(tile, (reps, reps))[:GRID, :GRID]
+    reps = -(-size // TILE)
+    return np.tile(tile, (reps, reps))[:size, :size]
 
 
-def _chip_sums(residual: np.ndarray) -> np.ndarray:
-    """What the detector sees per chip at the nominal lattice: all tiles folded, chip pixels summed."""
-    n = GRID // TILE
-    folded = residual[: n * TILE, : n * TILE].reshape(n, TILE, n, TILE).sum(axis=(0, 2))
-    return folded.reshape(CHIPS, CHIP, CHIPS, CHIP).sum(axis=(1, 3))
+_Candidate = tuple[float, np.ndarray, tuple[int, int], np.ndarray, int]  # z, chip sums, offset, lattice, grid
 
 
 class ImageCodec:
@@ -304,34 +319,65 @@ class ImageCodec:
 
     # --- embedding ------------------------------------------------------------------------------
 
-    def embed(self, media: Image.Image, payload: bytes) -> Image.Image:
+    def embed(self, media: Image.Image, payload: bytes, *, grid: int | None = None) -> Image.Image:
+        """Mark ``media``. ``grid`` forces a working grid (one of ``GRIDS``; video keeps one for all
+        frames); by default the coarse grid is used when it holds on this image (``COARSE_MIN_Z``)."""
         if len(payload) != PAYLOAD_BYTES:
             raise ValueError(f"payload must be {PAYLOAD_BYTES} bytes")
+        if grid is not None and grid not in GRIDS:
+            raise ValueError(f"grid must be one of {GRIDS}")
         width, height = media.size
         if min(width, height) < MIN_SIDE:
             raise NotEmbeddable(
                 f"image {width}×{height} is too small to carry the watermark (needs ≥ {MIN_SIDE} px per side)"
             )
         planes = _split(media)
-        grid = _grid(planes.luma_image(precise=False))  # only shapes the mask: 8 bits are plenty
+        change, _ = self._plan(planes, payload, grid)
+        delta = _resize(change, width, height)
+        return _join(planes, delta)
+
+    def choose_grid(self, media: Image.Image, payload: bytes) -> int:
+        """The working grid ``embed`` would use for this image by default."""
+        return self._plan(_split(media), payload, None)[1]
+
+    def _plan(self, planes: _Planes, payload: bytes, grid: int | None) -> tuple[np.ndarray, int]:
+        """The luminance change on the working grid, and that grid's size."""
+        luma = planes.luma_image(precise=False)  # only shapes the mask: 8 bits are plenty
         brightest, darkest = planes.extremes()
-        unit = ndimage.gaussian_filter(_spread(self._chips(payload)), CHIP_SMOOTH, mode="wrap")
-        cap = _ssim_cap(grid, _grid(darkest))
+        change = np.zeros(0, np.float32)
+        size = GRID
+        for size in (COARSE_GRID, GRID) if grid is None else (grid,):
+            working = _grid(luma, size)
+            change = self._change(payload, working, _grid(brightest, size), _grid(darkest, size))
+            # The coarse grid's larger chips survive JPEG after downscaling far better, but where the
+            # content has much low-frequency detail (photos, text) it hides the coarse mark: keep the
+            # coarse grid only when the detector, run on the result, still finds it with a wide margin.
+            if grid is not None or size == GRID:
+                break
+            if self._try(_residual(working + np.rint(change)), _NOMINAL, size)[0] >= COARSE_MIN_Z:
+                break
+        return change, size
+
+    def _change(
+        self, payload: bytes, grid: np.ndarray, brightest: np.ndarray, darkest: np.ndarray
+    ) -> np.ndarray:
+        """The luminance change on one working grid: the amplitude-shaped pattern plus the tone offset."""
+        size = grid.shape[0]
+        unit = ndimage.gaussian_filter(_spread(self._chips(payload), size), CHIP_SMOOTH, mode="wrap")
+        cap = _ssim_cap(grid, darkest)
         # Smooth tone offset where a whole neighbourhood is near white, so both signs of the pattern
         # fit below 255 (white screenshot backgrounds would otherwise clip half of it away). It is
         # smooth, so it carries no structure of its own and the detector's high-pass ignores it. Near
         # black no offset is added: SSIM's luminance term punishes any shift of a dark mean, so the
         # cap keeps the pattern small there instead and clipping costs little.
-        local_top = ndimage.maximum_filter(_grid(brightest), size=5)
+        local_top = ndimage.maximum_filter(brightest, size=5)
         offset = ndimage.gaussian_filter(np.minimum(0.0, 255.0 - HEADROOM * cap - local_top), 2.0)
         offset_ms = float(np.mean(offset * offset))
         if offset_ms > 0.5 * TARGET_RMS**2:  # the offset gets at most half of the PSNR budget
             offset *= np.sqrt(0.5 * TARGET_RMS**2 / offset_ms)
             offset_ms = 0.5 * TARGET_RMS**2
         amplitude = _water_fill(cap, unit * unit, TARGET_RMS**2 - offset_ms)
-        field = amplitude * unit
-        delta = _resize(field + offset, width, height)
-        return _join(planes, delta)
+        return (amplitude * unit + offset).astype(np.float32)
 
     # --- detection ------------------------------------------------------------------------------
 
@@ -339,55 +385,64 @@ class ImageCodec:
         width, height = media.size
         if min(width, height) < 32:
             return Detection(False, None, 1.0, 0.0, self.name, details={"reason": "image too small"})
-        try:
-            planes = _split(media)
-        except NotEmbeddable as exc:
-            return Detection(False, None, 1.0, 0.0, self.name, details={"reason": exc.message})
-        residual = _residual(_grid(planes.luma_image()))
-        # The union bound counts every lattice the search may try (``MAX_LATTICES``), whether or not
-        # it gets that far, so stopping early at a confident nominal lattice keeps the bound valid.
-        trials = TILE * TILE * MAX_LATTICES
-        nominal = self._fold(residual, _NOMINAL)
-        z, shift = self._sync(nominal)
-        found = [(z, nominal, shift, _NOMINAL)]
+        if media.mode in ("RGB", "L"):  # the common case: no copy of the colour samples needed
+            luma = (media if media.mode == "L" else media.convert("L")).convert("F")
+        else:
+            try:
+                luma = _split(media).luma_image()
+            except NotEmbeddable as exc:
+                return Detection(False, None, 1.0, 0.0, self.name, details={"reason": exc.message})
+        residuals = {size: _residual(_grid(luma, size)) for size in GRIDS}
+        # The union bound counts every lattice the search may try (``MAX_LATTICES`` per grid), whether
+        # or not it gets that far, so stopping early at a confident lattice keeps the bound valid.
+        trials = TILE * TILE * MAX_LATTICES * len(GRIDS)
+        found: list[_Candidate] = []
         decoded: tuple[bytes, int] | None = None
-        if union_bound_p_value(z, trials) <= max_p_value:
-            decoded = self._read(nominal, shift)
-        if decoded is None:
-            for lattice in self._lattices(residual)[1:]:
-                chipsum = self._fold(residual, lattice)
-                z, shift = self._sync(chipsum)
-                found.append((z, chipsum, shift, lattice))
+        winner: _Candidate | None = None
+
+        def settled(candidate: _Candidate) -> bool:
+            """Record a candidate; True (stop searching) when its sync alone passes and BCH decodes."""
+            nonlocal decoded, winner
+            found.append(candidate)
+            if union_bound_p_value(candidate[0], trials) <= max_p_value:
+                decoded = self._read(candidate[1], candidate[2])
+                winner = candidate if decoded is not None else winner
+            return decoded is not None
+
+        done = any(settled(self._try(residuals[size], _NOMINAL, size)) for size in GRIDS)
+        if not done:  # the grid whose nominal lattice scored higher is searched first
+            order = [candidate[4] for candidate in sorted(found, key=lambda item: -item[0])]
+            done = any(
+                settled(self._try(residuals[size], lattice, size))
+                for size in order
+                for lattice in self._lattices(residuals[size])[1:]
+            )
+        found.sort(key=lambda item: -item[0])
+        if not done and found[0][0] >= REFINE_MIN_Z:
+            # Undecided: the peak picking may be a fraction of a pixel off (the fold drifts
+            # across the tiles). Try a small grid of periods around the best lattice.
+            base, size = found[0][3], found[0][4]
+            any(settled(self._try(residuals[size], base + np.diag(step), size)) for step in _REFINE_STEPS)
             found.sort(key=lambda item: -item[0])
-            if union_bound_p_value(found[0][0], trials) > max_p_value and found[0][0] >= REFINE_MIN_Z:
-                # Undecided: the peak picking may be a fraction of a pixel off (the fold drifts
-                # across the tiles). Try a small grid of periods around the best lattice.
-                base = found[0][3]
-                for step in _REFINE_STEPS:
-                    lattice = base + np.diag(step)
-                    chipsum = self._fold(residual, lattice)
-                    z, shift = self._sync(chipsum)
-                    found.append((z, chipsum, shift, lattice))
-                found.sort(key=lambda item: -item[0])
-        z, chipsum, shift, lattice = found[0]
+        best = winner if winner is not None else found[0]
+        z, _, shift, lattice, size = best
         p_value = union_bound_p_value(z, trials)
-        if decoded is None and p_value <= max_p_value:
-            decoded = self._read(chipsum, shift)
-        elif decoded is None:
+        if decoded is None and p_value > max_p_value:
             # Payload-assisted decision. Without the mark, the coded bits read at any offset are
             # uniform and independent of the sync score (disjoint chips, independent key signs), so
             # "sync z ≥ z₀ and the BCH decoder accepts" has probability ≤ e^(−z₀²/2) · P_false_decode
             # per trial, and the union bound over the trials still holds.
-            for z_c, chipsum_c, shift_c, lattice_c in found:
+            for z_c, chipsum_c, shift_c, lattice_c, size_c in found:
                 p_c = union_bound_p_value(z_c, trials) * ecc.false_decode_probability(BCH_T)
                 if p_c > max_p_value:
                     break
                 decoded = self._read(chipsum_c, shift_c)
                 if decoded is not None:
-                    z, shift, lattice, p_value = z_c, shift_c, lattice_c, p_c
+                    z, shift, lattice, size, p_value = z_c, shift_c, lattice_c, size_c, p_c
                     break
         detected = p_value <= max_p_value
         details: dict[str, Any] = {
+            "grid": size,
             "lattice": np.round(lattice, 2).tolist(),
             "offset": list(shift),
             "searched": trials,
@@ -401,6 +456,11 @@ class ImageCodec:
                 details["payload"] = "mark found but too damaged to read the payload"
         return Detection(detected, payload_hex, p_value, round(z, 3), self.name, corrected, details)
 
+    def _try(self, residual: np.ndarray, lattice: np.ndarray, size: int) -> _Candidate:
+        chipsum = self._fold(residual, lattice)
+        z, shift = self._sync(chipsum)
+        return z, chipsum, shift, lattice, size
+
     def _lattices(self, residual: np.ndarray) -> list[np.ndarray]:
         """Tile lattice candidates: rows are the two period vectors (dx, dy) in working pixels."""
         spectrum = np.fft.rfft2(residual)
@@ -408,15 +468,16 @@ class ImageCodec:
         # Partly whitened (|F|^(2 - AUTO_WHITEN)): a broadband periodic tile stands out against the
         # few strong harmonics of text lines or regular textures.
         auto = np.fft.irfft2(power / np.maximum(power, 1e-9) ** (AUTO_WHITEN / 2), s=residual.shape)
+        size = residual.shape[0]
         lo, hi = PERIOD_RANGE
         found: list[list[np.ndarray]] = []
         for axis in (0, 1):
             lags_along = np.arange(lo, hi + 1)
             lags_across = np.arange(-SKEW, SKEW + 1)
             if axis == 0:  # horizontal period: lag x along, lag y across
-                window = auto[np.ix_(lags_across % GRID, lags_along % GRID)]
+                window = auto[np.ix_(lags_across % size, lags_along % size)]
             else:
-                window = auto[np.ix_(lags_along % GRID, lags_across % GRID)].T
+                window = auto[np.ix_(lags_along % size, lags_across % size)].T
             peaks: list[np.ndarray] = []
             # The mark's peaks are a chip wide; content correlates smoothly over lags: keep the sharp part.
             work = window - ndimage.uniform_filter(window, size=PEAK_SHARPEN, mode="nearest")
@@ -436,8 +497,8 @@ class ImageCodec:
         # Crops rescale each axis on its own: a comb search over each axis' marginal power spectrum
         # sums only the harmonics of a candidate period, so it finds periods the autocorrelation
         # (which also adds up every other frequency's content) ranks too low.
-        periods_y = _comb_periods(_fold_spectrum(power.sum(axis=1)))
-        for px in _comb_periods(power.sum(axis=0)):
+        periods_y = _comb_periods(_fold_spectrum(power.sum(axis=1)), size)
+        for px in _comb_periods(power.sum(axis=0), size):
             for py in periods_y:
                 lattice = np.array([[px, 0.0], [0.0, py]])
                 if all(np.abs(lattice - other).max() > 0.3 for other in lattices):
@@ -446,8 +507,9 @@ class ImageCodec:
 
     def _fold(self, residual: np.ndarray, lattice: np.ndarray) -> np.ndarray:
         """Sum all tiles of the residual into one TILE × TILE tile, then 2 × 2 chip sums."""
-        if np.array_equal(lattice, _NOMINAL) and GRID % TILE == 0:
-            n = GRID // TILE  # the unmoved lattice: tiles line up with the grid, a reshape folds them
+        n = residual.shape[0] // TILE
+        if np.array_equal(lattice, _NOMINAL) and n * TILE == residual.shape[0]:
+            # the unmoved lattice: tiles line up with the grid, a reshape folds them
             folded = residual.reshape(n, TILE, n, TILE).sum(axis=(0, 2), dtype=np.float64)
         else:
             folded = self._splat(residual, lattice)
@@ -456,23 +518,26 @@ class ImageCodec:
 
     def _splat(self, residual: np.ndarray, lattice: np.ndarray) -> np.ndarray:
         margin = 3  # the residual's filters see the reflected border there
-        values = residual[margin : GRID - margin, margin : GRID - margin].ravel()
+        size = residual.shape[0]
+        values = residual[margin : size - margin, margin : size - margin].ravel()
         # working position p = u·v1 + v·v2 (u, v in tile units): solve for (u, v), scale to pixels.
-        inverse = np.linalg.inv(lattice.T)
-        uv = (inverse @ _grid_points(margin)) * TILE - 0.5
-        u, v = uv[0], uv[1]
+        # The map is affine, so u and v over the grid are outer sums of per-row and per-column terms.
+        inverse = np.linalg.inv(lattice.T) * TILE
+        centres = np.arange(margin, size - margin, dtype=np.float32) + np.float32(0.5)
+        u = (inverse[0, 0] * centres)[None, :] + (inverse[0, 1] * centres - 0.5)[:, None]
+        v = (inverse[1, 0] * centres)[None, :] + (inverse[1, 1] * centres - 0.5)[:, None]
         u0, v0 = np.floor(u), np.floor(v)
-        fu, fv = (u - u0).astype(np.float32), (v - v0).astype(np.float32)
-        u0i, v0i = u0.astype(np.int64), v0.astype(np.int64)
-        acc = np.zeros(TILE * TILE, np.float64)
-        for du, dv, weight in (
-            (0, 0, (1 - fu) * (1 - fv)),
-            (1, 0, fu * (1 - fv)),
-            (0, 1, (1 - fu) * fv),
-            (1, 1, fu * fv),
-        ):
-            index = ((v0i + dv) % TILE) * TILE + (u0i + du) % TILE
-            acc += np.bincount(index, weights=values * weight, minlength=TILE * TILE)
+        fu, fv = (u - u0).ravel(), (v - v0).ravel()
+        wrap = TILE - 1  # TILE is a power of two: & wraps the indices
+        u0i, v0i = u0.astype(np.int32).ravel(), v0.astype(np.int32).ravel()
+        u1i, row0, row1 = (u0i + 1) & wrap, (v0i & wrap) * TILE, ((v0i + 1) & wrap) * TILE
+        u0i &= wrap
+        low = values * fv  # the share of each sample on the next row
+        high = values - low
+        acc = np.bincount(row0 + u0i, high - high * fu, TILE * TILE)
+        acc += np.bincount(row0 + u1i, high * fu, TILE * TILE)
+        acc += np.bincount(row1 + u0i, low - low * fu, TILE * TILE)
+        acc += np.bincount(row1 + u1i, low * fu, TILE * TILE)
         return acc.reshape(TILE, TILE)
 
     def _sync(self, chipsum: np.ndarray) -> tuple[float, tuple[int, int]]:
@@ -496,16 +561,17 @@ _COMB_GRID = np.arange(PERIOD_RANGE[0], PERIOD_RANGE[1] + 0.001, 0.05)
 
 
 def _fold_spectrum(power: np.ndarray) -> np.ndarray:
-    """A full-length (two-sided) real power spectrum folded onto frequencies 0..GRID/2."""
-    half = power[: GRID // 2 + 1].copy()
-    half[1 : GRID // 2] += power[GRID - 1 : GRID // 2 : -1]
+    """A full-length (two-sided) real power spectrum folded onto frequencies 0..size/2."""
+    size = power.shape[0]
+    half = power[: size // 2 + 1].copy()
+    half[1 : size // 2] += power[size - 1 : size // 2 : -1]
     return half
 
 
-def _comb_periods(marginal: np.ndarray) -> list[float]:
+def _comb_periods(marginal: np.ndarray, size: int) -> list[float]:
     """The ``COMB_PEAKS`` periods whose harmonics stand out most in a one-sided marginal spectrum."""
     flat = marginal / np.maximum(ndimage.uniform_filter1d(marginal, COMB_SMOOTH, mode="nearest"), 1e-9)
-    harmonics, valid = _comb_harmonics()
+    harmonics, valid = _comb_harmonics(size)
     values = np.interp(harmonics, np.arange(flat.size, dtype=np.float64), flat)
     scores = (values * valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
     picked: list[float] = []
@@ -517,12 +583,13 @@ def _comb_periods(marginal: np.ndarray) -> list[float]:
     return picked
 
 
-@lru_cache(maxsize=1)
-def _comb_harmonics() -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=len(GRIDS))
+def _comb_harmonics(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic frequencies of every candidate period (rows) and which of them the comb sums."""
-    k = np.arange(1, int(COMB_TOP * _COMB_GRID[-1] / GRID) + 2)
-    harmonics = k[None, :] * (GRID / _COMB_GRID[:, None])
-    valid = ((harmonics >= COMB_LOW) & (harmonics <= COMB_TOP)).astype(np.float64)
+    low, top = COMB_LOW * size / GRID, COMB_TOP * size / GRID  # the same harmonics on any grid
+    k = np.arange(1, int(top * _COMB_GRID[-1] / size) + 2)
+    harmonics = k[None, :] * (size / _COMB_GRID[:, None])
+    valid = ((harmonics >= low) & (harmonics <= top)).astype(np.float64)
     return harmonics, valid
 
 
@@ -536,13 +603,6 @@ _REFINE_STEPS = [
 _CANDIDATES = 1 + PEAKS_PER_AXIS**2 + COMB_PEAKS**2
 MAX_LATTICES = _CANDIDATES * (1 + len(_REFINE_STEPS))
 _NOMINAL = np.array([[float(TILE), 0.0], [0.0, float(TILE)]])
-
-
-@lru_cache(maxsize=4)
-def _grid_points(margin: int) -> np.ndarray:
-    """Pixel centres of the working grid inside ``margin``, as a 2 × N (x, y) array."""
-    ys, xs = np.mgrid[margin : GRID - margin, margin : GRID - margin].astype(np.float64)
-    return np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5])
 
 
 def _parabolic(window: np.ndarray, i: int, j: int, axis: int) -> float:

@@ -2,9 +2,10 @@
 
 Every frame carries the same keyed pattern (``image`` codec, same payload), so averaging the luma of
 the frames of any window cancels moving content while the mark adds up coherently; detection runs
-the image detector on that mean frame (``WINDOW_SECONDS`` by default), so any 3 s are enough. Frames
-are decoded and re-encoded with PyAV (FFmpeg): H.264 (CRF 18, yuv420p) for the video stream, the
-audio stream re-encoded to AAC.
+the image detector on that mean frame (``WINDOW_SECONDS`` by default), so any 3 s are enough. The
+working grid (fine or coarse, see the image codec) is chosen on the first frame and kept for all, so
+the frames' patterns add up. Frames are decoded and re-encoded with PyAV (FFmpeg): H.264 (CRF 18,
+yuv420p) for the video stream, the audio stream re-encoded to AAC.
 """
 
 from __future__ import annotations
@@ -50,12 +51,15 @@ def embed_video(data: bytes, container: str, key: bytes, payload: bytes) -> byte
             aout: Any = None
             if ain is not None:
                 aout = target.add_stream("aac", rate=ain.codec_context.sample_rate or 48000)
-            frames = 0
+            frames, grid = 0, None  # grid: int | None, set on the first frame
             streams = [vin] + ([ain] if ain is not None else [])
             for packet in source.demux(*streams):
                 for frame in packet.decode():
                     if isinstance(frame, av.VideoFrame):
-                        marked = codec.embed(frame.to_image(), payload)  # NotEmbeddable when too small
+                        image = frame.to_image()
+                        if grid is None:  # one working grid for the whole clip, chosen on its first frame
+                            grid = codec.choose_grid(image, payload)  # NotEmbeddable when too small
+                        marked = codec.embed(image, payload, grid=grid)
                         new = av.VideoFrame.from_image(marked)
                         target.mux(vout.encode(new))
                         frames += 1
