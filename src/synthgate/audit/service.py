@@ -387,13 +387,6 @@ def _apply(session: Session, plan: _Plan) -> bool:
     """Write a plan if the tree is still where it was planned from; False when another sequencer
     got there first (then nothing is written and the caller plans again)."""
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        # The sequencer's commit need not wait for its own WAL flush: nobody is told about a leaf
-        # index before a checkpoint covers it, and the checkpoint's commit (synchronous, later in
-        # the WAL) flushes this one with it. A crash before that rolls the whole batch back, so
-        # the events are simply pending again. What it saves is a second fsync racing the
-        # requests' own commits (the gateway's c=1 tail on PostgreSQL).
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
     # The conditional UPDATE takes the write lock (SQLite) or the row lock (PostgreSQL, which
     # re-checks the condition after waiting), so two sequencers never hand out the same index.
     moved = conn.execute(

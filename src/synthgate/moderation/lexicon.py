@@ -212,7 +212,7 @@ class LexiconMatcher:
 
     def _scan_terms(self, text: str, window: str, offset: int, final: bool) -> list[Finding]:
         norm = normalize(window)
-        if not norm.text:
+        if not len(norm):
             return []
         hits = self._find(norm.codes)
         if len(hits) > _PREFILTER_MIN_HITS:
@@ -328,12 +328,12 @@ class LexiconMatcher:
             return pattern_safe
         norm = normalize(text[start:])
         keep = self.max_len
-        if len(norm.text) == 0:
+        if len(norm) == 0:
             term_safe = len(text)
-        elif len(norm.text) < keep:
+        elif len(norm) < keep:
             term_safe = start + int(norm.starts[0])
         else:
-            term_safe = start + int(norm.starts[len(norm.text) - keep])
+            term_safe = start + int(norm.starts[len(norm) - keep])
         return min(term_safe, pattern_safe)
 
 

@@ -18,7 +18,6 @@ last original character of its run.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -142,21 +141,42 @@ def _codepoints(text: str) -> npt.NDArray[np.uint32]:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-@dataclass(frozen=True)
 class Normalized:
-    """``text`` is the normalised form; character i of it came from ``original[starts[i]:ends[i]]``."""
+    """The normalised form; character i of it came from ``original[starts[i]:ends[i]]``.
 
-    text: str
-    starts: npt.NDArray[np.int64]
-    ends: npt.NDArray[np.int64]
-    folded: npt.NDArray[np.uint32]
-    """The original text folded character by character (``SKIP`` for skip characters)."""
-    codes: npt.NDArray[np.uint32]
-    """``text`` as code points."""
-    counts: npt.NDArray[np.int64]
-    """How many times each character of ``text`` was repeated in its run."""
-    original: npt.NDArray[np.uint32]
-    """The original text as code points."""
+    A plain slotted class (not a frozen dataclass): it is built once per screened text, and on a
+    300-character prompt its construction showed in the profile.
+    """
+
+    __slots__ = ("codes", "counts", "ends", "folded", "original", "starts")
+
+    def __init__(
+        self,
+        starts: npt.NDArray[np.int64],
+        ends: npt.NDArray[np.int64],
+        folded: npt.NDArray[np.uint32],
+        codes: npt.NDArray[np.uint32],
+        counts: npt.NDArray[np.int64],
+        original: npt.NDArray[np.uint32],
+    ) -> None:
+        self.starts = starts
+        self.ends = ends
+        self.folded = folded
+        """The original text folded character by character (``SKIP`` for skip characters)."""
+        self.codes = codes
+        """The normalised text as code points."""
+        self.counts = counts
+        """How many times each character of the normalised text was repeated in its run."""
+        self.original = original
+        """The original text as code points."""
+
+    @property
+    def text(self) -> str:
+        """The normalised text (decoded on demand: scanning only needs ``codes``)."""
+        return self.codes.tobytes().decode("utf-32-le") if self.codes.size else ""
+
+    def __len__(self) -> int:
+        return int(self.codes.size)
 
 
 @lru_cache(maxsize=1)
@@ -176,12 +196,11 @@ def normalize(text: str) -> Normalized:
     chars = folded[kept]
     if chars.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Normalized("", empty, empty, folded, chars, empty, cps)
+        return Normalized(empty, empty, folded, chars, empty, cps)
     # A run of one repeated character (skip characters between them ignored) counts once.
     changes = (chars[1:] != chars[:-1]).nonzero()[0]
     if changes.size == chars.size - 1:  # no repeats: every kept character is its own run
         return Normalized(
-            chars.tobytes().decode("utf-32-le"),
             kept,
             kept + 1,
             folded,
@@ -197,7 +216,6 @@ def normalize(text: str) -> Normalized:
     last[-1] = chars.size - 1
     compact = chars[first]
     return Normalized(
-        compact.tobytes().decode("utf-32-le"),
         kept[first],
         kept[last] + 1,
         folded,
