@@ -44,29 +44,31 @@ def partition_key(table: Table) -> str | None:
     return inner.strip()
 
 
-@compiles(PrimaryKeyConstraint, "postgresql")
-def _primary_key(constraint: PrimaryKeyConstraint, compiler: DDLCompiler, **kw: Any) -> str:
+def _with_partition_key(
+    constraint: PrimaryKeyConstraint | UniqueConstraint, compiler: DDLCompiler, keyword: str
+) -> str | None:
+    """The constraint's DDL with the partition key appended, or None when it needs no change:
+    PostgreSQL demands the key in every primary key and unique constraint of a partitioned table."""
     table = constraint.table
     key = partition_key(table) if isinstance(table, Table) else None
     if key is None or key in constraint.columns or not len(constraint.columns):
-        return compiler.visit_primary_key_constraint(constraint, **kw)
-    name = constraint.name
+        return None
     columns = ", ".join(compiler.preparer.quote(c.name) for c in constraint.columns)
-    prefix = f"CONSTRAINT {compiler.preparer.format_constraint(constraint)} " if name else ""
-    return f"{prefix}PRIMARY KEY ({columns}, {compiler.preparer.quote(key)})"
+    name = compiler.preparer.format_constraint(constraint) if constraint.name else None
+    prefix = f"CONSTRAINT {name} " if name else ""
+    return f"{prefix}{keyword} ({columns}, {compiler.preparer.quote(key)})"
+
+
+@compiles(PrimaryKeyConstraint, "postgresql")
+def _primary_key(constraint: PrimaryKeyConstraint, compiler: DDLCompiler, **kw: Any) -> str:
+    ddl = _with_partition_key(constraint, compiler, "PRIMARY KEY")
+    return ddl if ddl is not None else compiler.visit_primary_key_constraint(constraint, **kw)
 
 
 @compiles(UniqueConstraint, "postgresql")
 def _unique(constraint: UniqueConstraint, compiler: DDLCompiler, **kw: Any) -> str:
-    """A unique constraint on a partitioned table must contain the partition key as well."""
-    table = constraint.table
-    key = partition_key(table) if isinstance(table, Table) else None
-    if key is None or key in constraint.columns or not len(constraint.columns):
-        return compiler.visit_unique_constraint(constraint, **kw)
-    name = constraint.name
-    columns = ", ".join(compiler.preparer.quote(c.name) for c in constraint.columns)
-    prefix = f"CONSTRAINT {compiler.preparer.format_constraint(constraint)} " if name else ""
-    return f"{prefix}UNIQUE ({columns}, {compiler.preparer.quote(key)})"
+    ddl = _with_partition_key(constraint, compiler, "UNIQUE")
+    return ddl if ddl is not None else compiler.visit_unique_constraint(constraint, **kw)
 
 
 def _month(day: dt.date) -> dt.date:
