@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from synthgate.db import Base, utcnow
@@ -24,12 +24,16 @@ class AuditEvent(Base):
     On PostgreSQL the table is partitioned by month (``created_at``): once retention has emptied a
     month's payloads, :func:`synthgate.audit.service.purge` keeps the month's leaf hashes in
     :class:`AuditArchivedLeaf`, moves the events that must stay (the log's own events, legal holds)
-    aside and drops the month. The primary key and the ``leaf_index`` unique constraint then carry
-    ``created_at`` too (a partitioned table demands it); the sequencer alone hands out indexes.
+    aside and drops the month. The primary key then carries ``created_at`` too on PostgreSQL.
     """
 
     __tablename__ = "audit_events"
-    __table_args__ = {"postgresql_partition_by": "RANGE (created_at)"}
+    __table_args__ = (
+        # Unique together with the partition key, which PostgreSQL demands of a partitioned table
+        # (the same on SQLite, so the schemas agree); the sequencer alone hands out leaf indexes.
+        UniqueConstraint("leaf_index", "created_at"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -40,7 +44,7 @@ class AuditEvent(Base):
     subject_type: Mapped[str | None] = mapped_column(String(50))
     subject_id: Mapped[str | None] = mapped_column(String(100), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger)
     leaf_hash: Mapped[str | None] = mapped_column(String(64))
     purged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     """Set when retention dropped the payload: the leaf hash stays, so the tree still verifies."""

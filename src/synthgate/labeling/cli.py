@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -115,6 +116,10 @@ def label(
     def make(path: Path, dst: Path) -> _Job:
         return _Job(path, dst, producer, produce_id, not no_explicit, not no_c2pa, edited)
 
+    # A labeler left by an earlier call in this process (tests run many) holds that call's
+    # settings and files; forked workers would inherit it. Each call starts from its own settings.
+    global _worker_labeler
+    _worker_labeler = None
     jobs = _jobs(src, output, make)
     results: list[dict[str, Any]] = []
     if len(jobs) == 1 or workers <= 1:
@@ -128,7 +133,11 @@ def label(
             console=_err,
             disable=as_json and not sys.stderr.isatty(),
         )
-        with progress, ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver, not fork: a fork of a process with other threads (a server, a database
+        # pool, a test suite) can copy OpenSSL or c2pa state mid-operation, and the worker then
+        # failed to load a perfectly good PEM key now and then.
+        context = multiprocessing.get_context("forkserver")
+        with progress, ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             task = progress.add_task("label", total=len(jobs))
             futures: list[Future[dict[str, Any]]] = [pool.submit(_label_one, job) for job in jobs]
             for future in futures:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import PrimaryKeyConstraint, Table, UniqueConstraint, event, text
+from sqlalchemy import PrimaryKeyConstraint, Table, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
@@ -44,11 +44,10 @@ def partition_key(table: Table) -> str | None:
     return inner.strip()
 
 
-def _with_partition_key(
-    constraint: PrimaryKeyConstraint | UniqueConstraint, compiler: DDLCompiler, keyword: str
-) -> str | None:
+def _with_partition_key(constraint: PrimaryKeyConstraint, compiler: DDLCompiler, keyword: str) -> str | None:
     """The constraint's DDL with the partition key appended, or None when it needs no change:
-    PostgreSQL demands the key in every primary key and unique constraint of a partitioned table."""
+    PostgreSQL demands the key in the primary key of a partitioned table (unique constraints name
+    it themselves in the models)."""
     table = constraint.table
     key = partition_key(table) if isinstance(table, Table) else None
     if key is None or key in constraint.columns or not len(constraint.columns):
@@ -63,12 +62,6 @@ def _with_partition_key(
 def _primary_key(constraint: PrimaryKeyConstraint, compiler: DDLCompiler, **kw: Any) -> str:
     ddl = _with_partition_key(constraint, compiler, "PRIMARY KEY")
     return ddl if ddl is not None else compiler.visit_primary_key_constraint(constraint, **kw)
-
-
-@compiles(UniqueConstraint, "postgresql")
-def _unique(constraint: UniqueConstraint, compiler: DDLCompiler, **kw: Any) -> str:
-    ddl = _with_partition_key(constraint, compiler, "UNIQUE")
-    return ddl if ddl is not None else compiler.visit_unique_constraint(constraint, **kw)
 
 
 def _month(day: dt.date) -> dt.date:

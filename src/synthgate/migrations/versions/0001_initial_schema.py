@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 04:50:54.893828
+Create Date: 2026-11-25 06:46:12.294999
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def upgrade() -> None:
         sa.Column("leaf_hash", sa.String(length=64), nullable=True),
         sa.Column("purged_at", synthgate.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
-        sa.UniqueConstraint("leaf_index", name=op.f("uq_audit_events_leaf_index")),
+        sa.UniqueConstraint("leaf_index", "created_at", name=op.f("uq_audit_events_leaf_index")),
         postgresql_partition_by="RANGE (created_at)",
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
