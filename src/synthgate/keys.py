@@ -35,10 +35,24 @@ class KeyStoreError(RuntimeError):
 
 
 def _write_secret(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``, whole or not at all; FileExistsError if it exists.
+
+    The key is written under a private temporary name and then hard-linked into place: a link
+    fails when the name exists (so the first writer wins) and never shows a half-written file. An
+    exclusive create followed by a write did: a second worker starting at the same moment read the
+    empty or partial file (`synthgate label --workers`, "Unable to load PEM file").
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class KeyStore:
