@@ -133,9 +133,9 @@ def label(
             console=_err,
             disable=as_json and not sys.stderr.isatty(),
         )
-        # forkserver, not fork: a fork of a process with other threads (a server, a database
-        # pool, a test suite) can copy OpenSSL or c2pa state mid-operation, and the worker then
-        # failed to load a perfectly good PEM key now and then.
+        # forkserver, not fork: forking a process that runs other threads (a server, a database
+        # pool, a test suite) can copy a lock or native library state mid-operation (Python 3.12
+        # warns about it); workers start from a clean single-threaded server instead.
         context = multiprocessing.get_context("forkserver")
         with progress, ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             task = progress.add_task("label", total=len(jobs))
